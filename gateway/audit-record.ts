@@ -1,0 +1,94 @@
+// The audit record: the JSON object whose RFC 8785 canonical bytes become one Merkle-log leaf.
+// This shape is evidence that outlives the code: add optional fields freely, but never change the
+// meaning of an existing field without bumping `v`.
+
+export const AUDIT_RECORD_VERSION = 1 as const;
+
+/** Which hop a message was seen on. The gateway forwards verbatim, so one record per message per direction. */
+export type Direction = 'client_to_upstream' | 'upstream_to_client';
+
+export type MessageKind = 'request' | 'response' | 'error' | 'notification';
+
+export type AuditEventType =
+  | 'mcp.message' // one JSON-RPC message (each batch element separately)
+  | 'mcp.session.open'
+  | 'mcp.session.close'
+  | 'mcp.process.spawn' // stdio upstream started
+  | 'mcp.process.exit'
+  | 'mcp.refused' // request refused before forwarding (auth, policy, session, malformed, rate limit…)
+  | 'audit.read' // someone read audit data or downloaded evidence
+  | 'config.change' // targets, policies, roles, keys changed
+  | 'report.run' // scheduled or on-demand report / bundle run
+  | 'evidence.bundle' // an evidence bundle was produced (archive SHA-256)
+  | 'log.start'; // a gateway process attached to the log
+
+/** The verified identity behind a request. Never contains a secret or a token. */
+export interface AuditActor {
+  subject: string;
+  auth_method: 'api_key' | 'oidc' | 'session' | 'aws_iam' | 'local' | 'none';
+  key_id?: string;
+  issuer?: string;
+  client_id?: string;
+  scopes?: string[];
+  roles?: string[];
+  /** SHA-256 (hex) of the token's jti, or of the token itself when it has none — never the token. */
+  token_hash?: string;
+}
+
+export interface AuditClient {
+  address?: string;
+  user_agent?: string;
+}
+
+export interface AuditMcp {
+  target: string;
+  transport: 'http' | 'stdio';
+  direction?: Direction;
+  kind?: MessageKind;
+  session?: string;
+  protocol_version?: string;
+  /** JSON-RPC id exactly as sent: 1 and "1" are different ids. */
+  jsonrpc_id?: string | number | null;
+  method?: string;
+  /** tools/call tool name, resources/read URI, prompts/get name. */
+  name?: string;
+  batch_index?: number;
+  http_status?: number;
+  latency_ms?: number;
+  /** SSE event id the message travelled under, when it came on a stream. */
+  stream_event_id?: string;
+}
+
+export interface AuditPayload {
+  /** SHA-256 (hex) of the message's canonical JSON before masking. */
+  sha256: string;
+  /** The message as stored: after the masking hook ran. */
+  body: unknown;
+  /** JSON pointers of masked fields, when masking changed anything. */
+  masked?: string[];
+}
+
+export interface AuditRecord {
+  v: typeof AUDIT_RECORD_VERSION;
+  /** Unique event id (UUID). */
+  id: string;
+  /** UTC, microsecond precision: 2026-11-25T17:18:24.123456Z */
+  ts: string;
+  event: AuditEventType;
+  gateway: { instance: string; version: string };
+  actor?: AuditActor;
+  client?: AuditClient;
+  mcp?: AuditMcp;
+  payload?: AuditPayload;
+  /** Outcome for refusals and decisions: why, and which rule or check. */
+  outcome?: { decision: 'allow' | 'deny' | 'error'; reason?: string; rule?: string; policy_hash?: string };
+  /** Event-specific details (process pid/exit code, config diff hashes, report hashes…). */
+  detail?: Record<string, unknown>;
+}
+
+/** Microsecond-precision UTC timestamp; Date has only milliseconds, so the rest comes from hrtime. */
+export function auditTimestamp(now: Date = new Date(), micros?: number): string {
+  const iso = now.toISOString(); // 2026-11-25T17:18:24.123Z
+  const extra = micros ?? Number(process.hrtime.bigint() / 1000n % 1000n);
+  return `${iso.slice(0, 23)}${String(extra).padStart(3, '0')}Z`;
+}

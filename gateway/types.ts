@@ -1,0 +1,64 @@
+// The small interfaces the gateway needs from its host. The gateway never imports server/: the
+// server implements these (audit log, API keys/OIDC, policy) and passes them in.
+import type { AuditActor, AuditRecord } from './audit-record.ts';
+
+/** Durable audit storage: resolves with the leaf index only once the record is durable. */
+export interface AuditSink {
+  append(record: AuditRecord): Promise<number>;
+}
+
+/** Thrown by an AuditSink that cannot make records durable right now (fail closed: 503). */
+export interface AuditUnavailable extends Error {
+  name: 'LogUnavailableError';
+}
+
+export interface AuthRequest {
+  /** Lower-cased header names, as Node gives them. */
+  headers: Record<string, string | string[] | undefined>;
+  remoteAddress?: string;
+  /** The target the request is for (its resource URL is the OAuth audience). */
+  target: string;
+  /** Public URL of the target's endpoint, e.g. https://gw.example.com/mcp/github. */
+  resourceUrl: string;
+}
+
+export type AuthResult =
+  | { ok: true; actor: AuditActor }
+  | {
+      ok: false;
+      /** 401 no/invalid credential, 403 valid but not allowed (e.g. insufficient_scope). */
+      status: 401 | 403;
+      /** Safe to show the client and to record: never contains the credential. */
+      message: string;
+      /** Value for WWW-Authenticate on 401/403 (RFC 6750 / RFC 9728). */
+      wwwAuthenticate?: string;
+      /** What was presented, for the refusal record (e.g. key id, issuer, subject) — never the secret. */
+      attempted?: Partial<AuditActor>;
+    };
+
+/** Checks the credential on every request. */
+export interface Authenticator {
+  authenticate(req: AuthRequest): Promise<AuthResult>;
+}
+
+export interface CallDescriptor {
+  target: string;
+  /** JSON-RPC method, e.g. tools/call, resources/read, prompts/get. */
+  method: string;
+  /** Tool name, resource URI or prompt name, when the method has one. */
+  name?: string;
+}
+
+export interface Decision {
+  allow: boolean;
+  /** Which rule decided (shown to the client on deny, recorded always). */
+  rule?: string;
+  reason?: string;
+  /** Hash of the policy in force (recorded on every decision). */
+  policyHash?: string;
+}
+
+/** Per-tool policy (the identity issue); the gateway asks before forwarding and filters lists. */
+export interface Authorizer {
+  decide(actor: AuditActor, call: CallDescriptor): Promise<Decision> | Decision;
+}

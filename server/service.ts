@@ -1,0 +1,87 @@
+// The composition root: builds every component from a checked Config and wires them together.
+// Tests start the whole service through here too, so what they exercise is what `npm start` runs.
+import { resolve } from 'node:path';
+import type Hapi from '@hapi/hapi';
+import type { Config } from './config.ts';
+import { createDb, migrate, isPostgres, type Db } from './db.ts';
+import { createLogger, type Logger } from './logger.ts';
+import { Readiness } from './readiness.ts';
+import { createApp } from './app.ts';
+import { loadOrCreateLogKey } from './audit/log-key.ts';
+import { openKnexLog, type KnexLog } from './audit/knex-log.ts';
+import { logApiPlugin } from './routes/log-api.ts';
+import { VERSION } from './version.ts';
+
+export interface Service {
+  config: Config;
+  server: Hapi.Server;
+  db: Db;
+  log: KnexLog;
+  logger: Logger;
+  readiness: Readiness;
+  /** Base URL the service listens on (after start). */
+  url: string;
+  stop(): Promise<void>;
+}
+
+export interface ServiceOptions {
+  logger?: Logger;
+}
+
+export function openDatabase(config: Config): Db {
+  return createDb({ databaseUrl: config.databaseUrl, sqliteFile: resolve(config.dataDir, 'auditgate.sqlite') });
+}
+
+export async function startService(config: Config, opts: ServiceOptions = {}): Promise<Service> {
+  const logger = opts.logger ?? createLogger(config.logLevel);
+  const db = openDatabase(config);
+  const stoppers: Array<() => Promise<void>> = [];
+  try {
+    await migrate(db);
+    const signer = await loadOrCreateLogKey(config.log.keyFile, config.log.origin);
+    const log = await openKnexLog(db, {
+      origin: config.log.origin,
+      signer,
+      batchMaxSize: config.log.batchMaxSize,
+      batchMaxDelayMs: config.log.batchMaxDelayMs,
+      checkpointIntervalMs: config.log.checkpointIntervalMs,
+      logger,
+    });
+    stoppers.push(() => log.close());
+
+    const readiness = new Readiness();
+    readiness.register('database', async () => {
+      await db.raw('select 1');
+      return { ok: true, detail: isPostgres(db) ? 'postgresql' : 'sqlite' };
+    });
+    readiness.register('audit-log', () => {
+      const r = log.selfCheck();
+      return { ok: r.ok, detail: r.ok ? { checkedSize: r.checkedSize } : { problems: r.problems } };
+    });
+
+    const server = await createApp({ host: config.host, port: config.port, logger, readiness });
+    await server.register({ plugin: logApiPlugin, options: { log } });
+
+    await server.start();
+    const url = server.info.uri.replace('0.0.0.0', '127.0.0.1');
+    logger.info({ url, version: VERSION, origin: config.log.origin, dataDir: config.dataDir }, 'auditgate started');
+    return {
+      config,
+      server,
+      db,
+      log,
+      logger,
+      readiness,
+      url,
+      async stop() {
+        await server.stop({ timeout: 5_000 });
+        for (const s of stoppers.reverse()) await s();
+        await db.destroy();
+      },
+    };
+  } catch (err) {
+    for (const s of stoppers.reverse()) await s().catch(() => {});
+    await db.destroy().catch(() => {});
+    throw err;
+  }
+}
