@@ -1,6 +1,6 @@
 // Structured JSON logs (pino). Credentials must never reach a log line: redact every place a
 // token or key could travel, even though callers are expected not to log them.
-import { pino, type Logger } from 'pino';
+import { pino, type Logger, type DestinationStream } from 'pino';
 
 export type { Logger };
 
@@ -18,7 +18,7 @@ export const REDACT_PATHS = [
   '*.secret',
 ];
 
-export function createLogger(level = 'info', destination?: pino.DestinationStream): Logger {
+export function createLogger(level = 'info', destination?: DestinationStream): Logger {
   return pino(
     { level, base: { service: 'auditgate' }, redact: { paths: REDACT_PATHS, censor: '[redacted]' } },
     destination,
