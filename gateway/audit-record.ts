@@ -31,6 +31,8 @@ export interface AuditActor {
   client_id?: string;
   scopes?: string[];
   roles?: string[];
+  /** IdP groups that configuration refers to (role mapping, policy) — not every membership. */
+  groups?: string[];
   /** SHA-256 (hex) of the token's jti, or of the token itself when it has none — never the token. */
   token_hash?: string;
 }

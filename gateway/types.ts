@@ -26,17 +26,22 @@ export type AuthResult =
   | { ok: true; actor: AuditActor }
   | {
       ok: false;
-      /** 401 no/invalid credential, 403 valid but not allowed (e.g. insufficient_scope). */
-      status: 401 | 403;
+      /**
+       * 401 no/invalid credential, 403 valid but not allowed (e.g. insufficient_scope), 429 rate
+       * limit exceeded (send Retry-After), 503 the identity provider's keys are unreachable.
+       */
+      status: 401 | 403 | 429 | 503;
       /** Safe to show the client and to record: never contains the credential. */
       message: string;
       /** Value for WWW-Authenticate on 401/403 (RFC 6750 / RFC 9728). */
       wwwAuthenticate?: string;
+      /** Seconds for Retry-After on 429/503. */
+      retryAfterSeconds?: number;
       /** What was presented, for the refusal record (e.g. key id, issuer, subject) — never the secret. */
       attempted?: Partial<AuditActor>;
     };
 
-/** Checks the credential on every request. */
+/** Checks the credential on every request (and the rate limits: a 429 comes back as a refusal). */
 export interface Authenticator {
   authenticate(req: AuthRequest): Promise<AuthResult>;
 }
@@ -58,7 +63,15 @@ export interface Decision {
   policyHash?: string;
 }
 
-/** Per-tool policy (the identity issue); the gateway asks before forwarding and filters lists. */
+/**
+ * Per-tool policy (the identity issue); the gateway asks before forwarding and filters lists.
+ * Call it for every client request: methods without a name (initialize, ping, tools/list …) are
+ * allowed when the actor may use the target at all. To filter a list result, call it once per
+ * item with the method that item would be used with — tools/list → {method:'tools/call', name},
+ * resources/list → {method:'resources/read', name: uri}, resources/templates/list →
+ * {method:'resources/read', name: uriTemplate}, prompts/list → {method:'prompts/get', name} —
+ * and drop the denied ones. decide() is synchronous in practice (in-memory rules): cheap per item.
+ */
 export interface Authorizer {
   decide(actor: AuditActor, call: CallDescriptor): Promise<Decision> | Decision;
 }
