@@ -5,6 +5,7 @@ import type { AuthRequest, AuthResult, Authenticator } from '../../gateway/types
 import type { AuditActor } from '../../gateway/audit-record.ts';
 import { looksLikeApiKey, type ApiKeyStore } from './api-keys.ts';
 import { MCP_ROLE } from './roles.ts';
+import type { RateLimiter } from './rate-limit.ts';
 
 /** Verifies non-API-key bearer tokens (OIDC JWTs). Returns the actor or a refusal. */
 export interface BearerTokenVerifier {
@@ -17,6 +18,8 @@ export interface AuthenticatorOptions {
   bearer?: BearerTokenVerifier;
   /** Role an identity must hold to pass; default 'agent' (MCP traffic). null: any authenticated identity. */
   requiredRole?: string | null;
+  /** Per-identity and per-target limits, checked once the identity is known (429 when exceeded). */
+  rateLimiter?: RateLimiter;
 }
 
 /**
@@ -98,9 +101,22 @@ export function extractCredential(headers: AuthRequest['headers']): Credential {
 export function createAuthenticator(opts: AuthenticatorOptions): Authenticator {
   const requiredRole = opts.requiredRole === undefined ? MCP_ROLE : opts.requiredRole;
 
+  const admit = (req: AuthRequest, res: AuthResult): AuthResult => {
+    if (!res.ok || !opts.rateLimiter) return res;
+    const r = opts.rateLimiter.take(res.actor, req.target);
+    if (r.ok) return res;
+    return {
+      ok: false,
+      status: 429,
+      message: r.message,
+      retryAfterSeconds: r.retryAfterSeconds,
+      attempted: res.actor,
+    };
+  };
+
   const withRole = (req: AuthRequest, res: AuthResult): AuthResult => {
-    if (!res.ok || requiredRole === null) return res;
-    if (res.actor.roles?.includes(requiredRole)) return res;
+    if (!res.ok) return res;
+    if (requiredRole === null || res.actor.roles?.includes(requiredRole)) return admit(req, res);
     return {
       ok: false,
       status: 403,
