@@ -16,14 +16,15 @@ import {
 import { LogCorruptError, type CheckpointRow, type LogStore, type StateRow } from './log-store.ts';
 import { openNote, parseCheckpoint, parseVerifierKey } from './note.ts';
 
+// In the order problems are reported: causes (missing or altered entries) before their effects.
 export const CHECKS = [
-  'state row',
   'entries present',
   'entry hashes',
   'stored tree hashes',
   'checkpoint signatures',
   'checkpoint roots',
   'checkpoint consistency',
+  'state row',
 ] as const;
 export type CheckName = (typeof CHECKS)[number];
 
@@ -334,7 +335,7 @@ async function finish(store: LogStore, r: Replayer, state: StateRow, f: Findings
     if (!root.equals(state.root)) {
       f.add(
         'state row',
-        state.size,
+        undefined,
         `state row: root ${hex(state.root)} at size ${state.size}, ${hex(root)} recomputed from the entries`,
       );
     }

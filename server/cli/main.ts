@@ -7,6 +7,7 @@ type Loader = () => Promise<Command>;
 // One line per subcommand; modules live beside this file.
 const COMMANDS: Record<string, { summary: string; load: Loader }> = {
   serve: { summary: 'run the gateway service (same as npm start)', load: async () => (await import('./serve.ts')).command },
+  'log fsck': { summary: 'check the whole audit log in the local database', load: async () => (await import('./log-fsck.ts')).command },
   'keys create': { summary: 'create an API key (printed once)', load: async () => (await import('./keys.ts')).createCommand },
   'keys list': { summary: 'list API keys (no secrets)', load: async () => (await import('./keys.ts')).listCommand },
   'keys revoke': { summary: 'revoke an API key', load: async () => (await import('./keys.ts')).revokeCommand },
