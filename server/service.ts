@@ -11,6 +11,7 @@ import { loadOrCreateLogKey } from './audit/log-key.ts';
 import { openKnexLog, type KnexLog } from './audit/knex-log.ts';
 import { logApiPlugin } from './routes/log-api.ts';
 import { VERSION } from './version.ts';
+import { mountGateway, type MountedGateway } from './mcp-gateway.ts';
 
 export interface Service {
   config: Config;
@@ -19,6 +20,8 @@ export interface Service {
   log: KnexLog;
   logger: Logger;
   readiness: Readiness;
+  /** The MCP gateway on /mcp/{target}. */
+  mcp: MountedGateway;
   /** Base URL the service listens on (after start). */
   url: string;
   stop(): Promise<void>;
@@ -61,6 +64,7 @@ export async function startService(config: Config, opts: ServiceOptions = {}): P
 
     const server = await createApp({ host: config.host, port: config.port, logger, readiness });
     await server.register({ plugin: logApiPlugin, options: { log } });
+    const mcp = await mountGateway({ config, server, db, log, logger });
 
     await server.start();
     const url = server.info.uri.replace('0.0.0.0', '127.0.0.1');
@@ -72,6 +76,7 @@ export async function startService(config: Config, opts: ServiceOptions = {}): P
       log,
       logger,
       readiness,
+      mcp,
       url,
       async stop() {
         await server.stop({ timeout: 5_000 });

@@ -1,0 +1,440 @@
+// The gateway: one entry point per HTTP request to /mcp/{target}. It checks the request (origin,
+// credential, headers, body), decides the spec era, finds or creates the session bound to the
+// caller's identity, records every client message durably, and only then hands it to the HTTP or
+// stdio upstream. Framework-free: it works on Node's request/response; gateway/hapi.ts mounts it.
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { Readable } from 'node:stream';
+import type { AuditActor } from './audit-record.ts';
+import { Auditor, AuditUnavailableError } from './auditor.ts';
+import { createRecordBuilder, sha256Hex, type RecordContext, type RecordInput } from './record.ts';
+import { DEFAULTS, type GatewayOptions, type HttpTargetSpec, type ResolvedOptions, type StdioTargetSpec, type TargetSpec } from './options.ts';
+import { silentLogger, type GatewayLogger } from './logger.ts';
+import {
+  checkContentType,
+  checkGetAccept,
+  checkOrigin,
+  checkPostAccept,
+  ClientGoneError,
+  header,
+  originPolicy,
+  readBody,
+  Refusal,
+  TRANSPORT_ERROR,
+  type OriginPolicy,
+} from './front-door.ts';
+import { INTERNAL_ERROR, INVALID_REQUEST, JsonRpcFormatError, parseBody, type Classified, type ParsedBody } from './jsonrpc.ts';
+import { checkModernHeaders, isModern, metaVersion, SUPPORTED_VERSIONS, unsupportedVersion } from './protocol.ts';
+import { mintSessionId, principalKey, SessionRegistry, type Session } from './session.ts';
+import { HttpUpstream } from './http-upstream.ts';
+import { AUDIT_UNAVAILABLE_MESSAGE, forwardDelete, forwardGet, forwardPost, HttpSession, upstreamSessionDigest, type HttpDeps } from './http-forward.ts';
+import { StdioSession, type StdioDeps } from './stdio-session.ts';
+import { StatelessStdio } from './stdio-stateless.ts';
+import { PendingRequests } from './pending.ts';
+import { sendEmpty, sendRpcError } from './respond.ts';
+
+/** JSON-RPC code the SDK uses for "session not found". */
+const SESSION_NOT_FOUND = -32001;
+
+export interface GatewayStats {
+  sessions: number;
+}
+
+export class Gateway {
+  readonly options: ResolvedOptions;
+  private readonly logger: GatewayLogger;
+  private readonly auditor: Auditor;
+  private readonly targets = new Map<string, TargetSpec>();
+  private readonly httpUpstreams = new Map<string, HttpUpstream>();
+  private readonly stateless = new Map<string, StatelessStdio>();
+  private readonly sessions: SessionRegistry;
+  private readonly origins: OriginPolicy;
+  private readonly httpDeps: HttpDeps;
+  private readonly stdioDeps: StdioDeps;
+  private closed = false;
+
+  constructor(opts: GatewayOptions) {
+    this.logger = opts.logger ?? silentLogger;
+    this.options = {
+      ...opts,
+      logger: this.logger,
+      maxBodyBytes: opts.maxBodyBytes ?? DEFAULTS.maxBodyBytes,
+      maxResponseBytes: opts.maxResponseBytes ?? DEFAULTS.maxResponseBytes,
+      allowedOrigins: opts.allowedOrigins ?? [],
+      sessionIdleMs: opts.sessionIdleMs ?? DEFAULTS.sessionIdleMs,
+      auditRetryMs: opts.auditRetryMs ?? DEFAULTS.auditRetryMs,
+      stdioShutdown: opts.stdioShutdown ?? DEFAULTS.stdioShutdown,
+      stdioMaxRestarts: opts.stdioMaxRestarts ?? DEFAULTS.stdioMaxRestarts,
+    };
+    const build = createRecordBuilder({ instance: opts.instance, version: opts.version, mask: opts.mask });
+    this.auditor = new Auditor(opts.sink, build, this.logger, this.options.auditRetryMs);
+    for (const t of opts.targets) {
+      this.targets.set(t.name, t);
+      if (t.kind === 'http') this.httpUpstreams.set(t.name, new HttpUpstream(t));
+    }
+    this.sessions = new SessionRegistry(this.options.sessionIdleMs);
+    this.origins = originPolicy(opts.publicUrl, this.options.allowedOrigins);
+    const forget = (id: string) => this.sessions.remove(id);
+    this.httpDeps = { auditor: this.auditor, logger: this.logger, maxResponseBytes: this.options.maxResponseBytes, forget };
+    this.stdioDeps = {
+      auditor: this.auditor,
+      logger: this.logger,
+      shutdown: this.options.stdioShutdown,
+      maxRestarts: this.options.stdioMaxRestarts,
+      forget,
+    };
+  }
+
+  targetNames(): string[] {
+    return [...this.targets.keys()];
+  }
+
+  stats(): GatewayStats {
+    return { sessions: this.sessions.size };
+  }
+
+  resourceUrl(target: string): string {
+    return `${this.options.publicUrl.replace(/\/+$/, '')}/mcp/${encodeURIComponent(target)}`;
+  }
+
+  /**
+   * Handles one HTTP request for /mcp/{target}. `body` is the request stream (defaults to `req`
+   * itself; hapi hands over its own payload stream). Never throws: failures become answers.
+   */
+  async handle(targetName: string, req: IncomingMessage, res: ServerResponse, body: Readable = req): Promise<void> {
+    const target = this.targets.get(targetName);
+    const ctx: RecordContext = {
+      target: targetName,
+      transport: target?.kind ?? 'http',
+      client: { address: req.socket?.remoteAddress, user_agent: header(req.headers, 'user-agent')?.slice(0, 512) },
+    };
+    if (!ctx.client?.address) delete ctx.client?.address;
+    if (!ctx.client?.user_agent) delete ctx.client?.user_agent;
+    try {
+      if (this.closed) throw new Refusal(503, TRANSPORT_ERROR, 'Service Unavailable: the gateway is shutting down', 'shutdown');
+      if (!target) throw new Refusal(404, TRANSPORT_ERROR, `Not Found: no target named ${JSON.stringify(targetName)}`, 'target');
+      checkOrigin(req.headers, this.origins);
+      const auth = await this.options.authenticator.authenticate({
+        headers: req.headers,
+        remoteAddress: req.socket?.remoteAddress,
+        target: targetName,
+        resourceUrl: this.resourceUrl(targetName),
+      });
+      if (!auth.ok) {
+        const headers: Record<string, string> = auth.wwwAuthenticate ? { 'www-authenticate': auth.wwwAuthenticate } : {};
+        if (auth.retryAfterSeconds !== undefined) headers['retry-after'] = String(auth.retryAfterSeconds);
+        throw new Refusal(auth.status, TRANSPORT_ERROR, auth.message, 'auth', {
+          headers,
+          detail: auth.attempted ? { attempted: auth.attempted } : undefined,
+        });
+      }
+      ctx.actor = auth.actor;
+      switch (req.method) {
+        case 'POST':
+          await this.post(target, ctx, req, res, body);
+          return;
+        case 'GET':
+          await this.get(target, ctx, req, res);
+          return;
+        case 'DELETE':
+          await this.delete(target, ctx, req, res);
+          return;
+        default:
+          throw new Refusal(405, TRANSPORT_ERROR, 'Method Not Allowed', 'method', { headers: { allow: 'GET, POST, DELETE' } });
+      }
+    } catch (err) {
+      await this.fail(err, ctx, res);
+    }
+  }
+
+  private async fail(err: unknown, ctx: RecordContext, res: ServerResponse): Promise<void> {
+    if (err instanceof JsonRpcFormatError) {
+      err = new Refusal(400, err.code, err.code === -32700 ? `Parse error: ${err.message}` : `Invalid Request: ${err.message}`, 'parse');
+    }
+    if (err instanceof Refusal) {
+      await this.refuse(err, ctx, res);
+      return;
+    }
+    if (err instanceof AuditUnavailableError) {
+      sendRpcError(res, 503, null, TRANSPORT_ERROR, AUDIT_UNAVAILABLE_MESSAGE, undefined, { 'retry-after': '1' });
+      return;
+    }
+    if (err instanceof ClientGoneError) {
+      res.destroy();
+      return;
+    }
+    this.logger.error({ err, target: ctx.target }, 'gateway request failed');
+    if (!res.headersSent) sendRpcError(res, 500, null, INTERNAL_ERROR, 'Internal error');
+    else res.destroy();
+  }
+
+  /** Records a refusal, then answers it; if it cannot be recorded, the answer is 503 instead. */
+  private async refuse(r: Refusal, ctx: RecordContext, res: ServerResponse): Promise<void> {
+    const input: RecordInput = {
+      event: 'mcp.refused',
+      reason: r.message,
+      rule: r.rule,
+      httpStatus: r.status,
+      messages: r.extra.messages,
+      detail: r.extra.detail,
+    };
+    try {
+      await this.auditor.append(input, ctx);
+    } catch {
+      sendRpcError(res, 503, null, TRANSPORT_ERROR, AUDIT_UNAVAILABLE_MESSAGE, undefined, { 'retry-after': '1' });
+      return;
+    }
+    const id = r.extra.messages?.length === 1 ? r.extra.messages[0]!.id : null;
+    sendRpcError(res, r.status, id ?? null, r.code, r.message, r.extra.data, r.extra.headers);
+  }
+
+  private async readParsed(req: IncomingMessage, body: Readable): Promise<{ raw: Buffer; parsed: ParsedBody }> {
+    checkContentType(req.headers);
+    checkPostAccept(req.headers);
+    const raw = await readBody(body, req.headers, this.options.maxBodyBytes);
+    try {
+      return { raw, parsed: parseBody(raw) };
+    } catch (err) {
+      if (err instanceof JsonRpcFormatError) {
+        const rule = err.message.includes('UTF-8') ? 'utf-8' : 'parse';
+        throw new Refusal(400, err.code, err.code === -32700 ? `Parse error: ${err.message}` : `Invalid Request: ${err.message}`, rule, {
+          detail: { bytes: raw.length, sha256: sha256Hex(raw) },
+        });
+      }
+      throw err;
+    }
+  }
+
+  private messageInputs(parsed: ParsedBody, latency?: (m: Classified) => number | undefined): RecordInput[] {
+    return parsed.messages.map((m, i) => {
+      const input: RecordInput = { event: 'mcp.message', direction: 'client_to_upstream', message: m };
+      if (parsed.batch) input.batchIndex = i;
+      const l = latency?.(m);
+      if (l !== undefined) input.latencyMs = l;
+      return input;
+    });
+  }
+
+  private async post(target: TargetSpec, ctx: RecordContext, req: IncomingMessage, res: ServerResponse, body: Readable): Promise<void> {
+    const { raw, parsed } = await this.readParsed(req, body);
+    const hv = header(req.headers, 'mcp-protocol-version');
+    const version = hv ?? metaVersion(parsed);
+    if (version !== undefined && !SUPPORTED_VERSIONS.includes(version)) {
+      throw unsupportedVersion(version);
+    }
+    if (isModern(version)) {
+      ctx.protocolVersion = version;
+      try {
+        checkModernHeaders(req.headers, parsed, version!);
+      } catch (err) {
+        if (err instanceof Refusal) err.extra.messages = parsed.messages;
+        throw err;
+      }
+      await this.auditor.append(this.messageInputs(parsed), ctx);
+      if (target.kind === 'http') {
+        await forwardPost(this.httpDeps, {
+          upstream: this.httpUpstreams.get(target.name)!,
+          target,
+          headers: req.headers,
+          res,
+          ctx,
+          messages: parsed.messages,
+          raw,
+          pending: new PendingRequests(),
+          modern: true,
+        });
+      } else {
+        await this.statelessFor(target).post(parsed.messages[0]!, ctx, res);
+      }
+      return;
+    }
+
+    // Legacy era.
+    if (parsed.batch && hv !== undefined && hv > '2025-03-26') {
+      throw new Refusal(400, INVALID_REQUEST, `Invalid Request: batches are not supported in protocol version ${hv}`, 'batch', {
+        messages: parsed.messages,
+      });
+    }
+    const init = parsed.messages.find((m) => m.kind === 'request' && m.method === 'initialize');
+    const sid = header(req.headers, 'mcp-session-id');
+    if (init) {
+      if (parsed.messages.length > 1) {
+        throw new Refusal(400, INVALID_REQUEST, 'Invalid Request: initialize must be sent on its own', 'batch', { messages: parsed.messages });
+      }
+      const params = init.message.params as { protocolVersion?: unknown } | undefined;
+      if (typeof params?.protocolVersion === 'string') ctx.protocolVersion = params.protocolVersion;
+      await this.initialize(target, ctx, req, res, raw, parsed);
+      return;
+    }
+    if (sid === undefined) {
+      throw new Refusal(400, TRANSPORT_ERROR, 'Bad Request: Mcp-Session-Id header is required', 'session', { messages: parsed.messages });
+    }
+    const session = this.sessionFor(target, sid, ctx.actor!, parsed.messages);
+    ctx.session = session.id;
+    ctx.protocolVersion = hv ?? session.protocolVersion;
+    session.touch();
+    if (session instanceof HttpSession) {
+      await this.auditor.append(this.messageInputs(parsed, (m) => session.serverPending.answered(m)), ctx);
+      await forwardPost(this.httpDeps, {
+        upstream: this.httpUpstreams.get(target.name)!,
+        target: target as HttpTargetSpec,
+        headers: req.headers,
+        res,
+        ctx,
+        session,
+        messages: parsed.messages,
+        raw,
+        pending: session.pending,
+        modern: false,
+      });
+      return;
+    }
+    const stdio = session as StdioSession;
+    await this.auditor.append(this.messageInputs(parsed, (m) => stdio.answerLatency(m)), ctx);
+    await stdio.post(parsed.messages, res);
+  }
+
+  /** Finds a live session for this target and checks it belongs to the caller. */
+  private sessionFor(target: TargetSpec, sid: string, actor: AuditActor, messages?: Classified[]): Session {
+    const session = this.sessions.get(sid);
+    if (!session || session.target.name !== target.name) {
+      throw new Refusal(404, SESSION_NOT_FOUND, 'Session not found', 'session', {
+        messages,
+        detail: { session_sha256: sha256Hex(sid).slice(0, 16) },
+      });
+    }
+    if (session.owner !== principalKey(actor)) {
+      throw new Refusal(403, TRANSPORT_ERROR, 'Forbidden: this session belongs to another identity', 'session-owner', {
+        messages,
+        detail: { session: session.id, session_subject: session.actor.subject },
+      });
+    }
+    return session;
+  }
+
+  private async initialize(
+    target: TargetSpec,
+    ctx: RecordContext,
+    req: IncomingMessage,
+    res: ServerResponse,
+    raw: Buffer,
+    parsed: ParsedBody,
+  ): Promise<void> {
+    const id = mintSessionId();
+    const actor = ctx.actor!;
+    ctx.session = id;
+    if (target.kind === 'stdio') {
+      const session = new StdioSession(id, target, principalKey(actor), actor, ctx.client ?? {}, this.stdioDeps);
+      this.sessions.add(session);
+      try {
+        await session.start();
+        await this.auditor.append(this.messageInputs(parsed), ctx);
+      } catch (err) {
+        await session.close('open_failed').catch(() => {});
+        throw err;
+      }
+      await session.post(parsed.messages, res);
+      return;
+    }
+    const upstream = this.httpUpstreams.get(target.name)!;
+    await this.auditor.append(this.messageInputs(parsed), ctx);
+    await forwardPost(this.httpDeps, {
+      upstream,
+      target,
+      headers: req.headers,
+      res,
+      ctx,
+      messages: parsed.messages,
+      raw,
+      pending: new PendingRequests(),
+      modern: false,
+      onInitialized: async (resp) => {
+        if (resp.status < 200 || resp.status >= 300) return undefined;
+        const up = resp.headers['mcp-session-id'];
+        const upstreamId = typeof up === 'string' ? up : undefined;
+        const session = new HttpSession(id, target, principalKey(actor), actor, ctx.client ?? {}, upstreamId, upstream, this.httpDeps);
+        const detail: Record<string, unknown> = { transport: 'http' };
+        if (upstreamId) detail.upstream_session_sha256 = upstreamSessionDigest(upstreamId);
+        await this.auditor.append({ event: 'mcp.session.open', detail }, session.recordContext());
+        this.sessions.add(session);
+        return session;
+      },
+    });
+  }
+
+  private async get(target: TargetSpec, ctx: RecordContext, req: IncomingMessage, res: ServerResponse): Promise<void> {
+    const hv = header(req.headers, 'mcp-protocol-version');
+    if (hv !== undefined && !SUPPORTED_VERSIONS.includes(hv)) throw unsupportedVersion(hv);
+    if (isModern(hv)) {
+      ctx.protocolVersion = hv;
+      throw new Refusal(405, TRANSPORT_ERROR, 'Method Not Allowed: protocol version 2026-07-28 has no GET stream', 'method', {
+        headers: { allow: 'POST' },
+      });
+    }
+    checkGetAccept(req.headers);
+    const sid = header(req.headers, 'mcp-session-id');
+    if (sid === undefined) throw new Refusal(400, TRANSPORT_ERROR, 'Bad Request: Mcp-Session-Id header is required', 'session');
+    const session = this.sessionFor(target, sid, ctx.actor!);
+    ctx.session = session.id;
+    ctx.protocolVersion = hv ?? session.protocolVersion;
+    session.touch();
+    const last = header(req.headers, 'last-event-id');
+    if (session instanceof HttpSession) {
+      await forwardGet(this.httpDeps, {
+        upstream: this.httpUpstreams.get(target.name)!,
+        target: target as HttpTargetSpec,
+        headers: req.headers,
+        res,
+        ctx,
+        session,
+      });
+      return;
+    }
+    await (session as StdioSession).get(res, last);
+  }
+
+  private async delete(target: TargetSpec, ctx: RecordContext, req: IncomingMessage, res: ServerResponse): Promise<void> {
+    const hv = header(req.headers, 'mcp-protocol-version');
+    if (isModern(hv)) {
+      ctx.protocolVersion = hv;
+      throw new Refusal(405, TRANSPORT_ERROR, 'Method Not Allowed: protocol version 2026-07-28 has no sessions', 'method', {
+        headers: { allow: 'POST' },
+      });
+    }
+    const sid = header(req.headers, 'mcp-session-id');
+    if (sid === undefined) throw new Refusal(400, TRANSPORT_ERROR, 'Bad Request: Mcp-Session-Id header is required', 'session');
+    const session = this.sessionFor(target, sid, ctx.actor!);
+    ctx.session = session.id;
+    ctx.protocolVersion = hv ?? session.protocolVersion;
+    if (session instanceof HttpSession) {
+      await forwardDelete(this.httpDeps, {
+        upstream: this.httpUpstreams.get(target.name)!,
+        target: target as HttpTargetSpec,
+        headers: req.headers,
+        res,
+        ctx,
+        session,
+      });
+      return;
+    }
+    await session.close('client_delete');
+    sendEmpty(res, 200);
+  }
+
+  private statelessFor(target: StdioTargetSpec): StatelessStdio {
+    let s = this.stateless.get(target.name);
+    if (!s) {
+      s = new StatelessStdio(target, { auditor: this.auditor, logger: this.logger, shutdown: this.options.stdioShutdown });
+      this.stateless.set(target.name, s);
+    }
+    return s;
+  }
+
+  /** Ends every session (recorded), stops stdio children and closes upstream pools. */
+  async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    await this.sessions.closeAll('gateway_shutdown');
+    await Promise.allSettled([...this.stateless.values()].map((s) => s.close()));
+    await Promise.allSettled([...this.httpUpstreams.values()].map((u) => u.close()));
+  }
+}
