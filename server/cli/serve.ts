@@ -9,6 +9,7 @@ export const command: Command = {
   async run(_argv, io) {
     const config = loadConfig(io.env, io.cwd);
     const service = await startService(config);
+    for (const line of service.mcp.connectHelp(service.url)) io.out(line);
     await new Promise<void>((resolveStop) => {
       const stop = (signal: string) => {
         service.logger.info({ signal }, 'shutting down');
