@@ -138,6 +138,7 @@ export class StdioSession extends Session {
     const requests = messages.filter((m) => m.kind === 'request');
     for (const m of messages) {
       if (m.kind === 'request' && m.method === 'initialize') this.initializeMessage = m.message;
+      if (m.kind === 'notification' && m.method === 'notifications/cancelled') this.cancelled(m);
     }
     if (requests.length === 0) {
       await this.writeAll(messages);
@@ -165,6 +166,20 @@ export class StdioSession extends Session {
     } catch (err) {
       await this.failRequests(requests, INTERNAL_ERROR, (err as Error).message);
     }
+  }
+
+  /** The client cancelled a request: the server will not answer it, so the gateway stops waiting. */
+  private cancelled(m: Classified): void {
+    const requestId = (m.message.params as { requestId?: JsonRpcId } | undefined)?.requestId;
+    if (requestId === undefined) return;
+    const key = idKey(requestId);
+    const p = this.pendingClient.get(key);
+    if (!p) return;
+    this.pendingClient.delete(key);
+    if (p.timer) clearTimeout(p.timer);
+    if (p.progressToken !== undefined) this.progress.delete(tokenKey(p.progressToken));
+    p.stream.open.delete(key);
+    this.finishIfAnswered(p.stream);
   }
 
   /** The latency of a client's answer to a server-initiated request. */
