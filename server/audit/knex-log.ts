@@ -283,8 +283,10 @@ export class KnexLog implements AuditLog {
     if (batch.length === 0) return;
     this.#inFlight = this.#commit(batch).finally(() => {
       this.#inFlight = undefined;
-      // Whatever queued during the commit has waited long enough: go at once.
-      if (this.#queue.length) this.#startBatch();
+      // Whatever queued during the commit has waited long enough: go at once, but through the
+      // event loop. better-sqlite3 is synchronous, so a commit can complete without yielding and
+      // back-to-back batches would otherwise starve timers and I/O.
+      if (this.#queue.length) setImmediate(() => this.#startBatch());
     });
   }
 
@@ -535,7 +537,10 @@ export class KnexLog implements AuditLog {
       this.#flushTimer = undefined;
       this.#startBatch();
     }
-    while (this.#inFlight) await this.#inFlight;
+    while (this.#inFlight || this.#queue.length) {
+      if (!this.#inFlight) this.#startBatch();
+      await this.#inFlight;
+    }
     await this.#checkpointRun?.catch(() => {});
   }
 }
