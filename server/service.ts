@@ -9,7 +9,7 @@ import { Readiness } from './readiness.ts';
 import { createApp } from './app.ts';
 import { loadOrCreateLogKey } from './audit/log-key.ts';
 import { openKnexLog, type KnexLog } from './audit/knex-log.ts';
-import { logApiPlugin } from './routes/log-api.ts';
+import { emptyCheckpointNote, logApiPlugin } from './routes/log-api.ts';
 import { VERSION } from './version.ts';
 import { mountGateway, type MountedGateway } from './mcp-gateway.ts';
 
@@ -63,7 +63,10 @@ export async function startService(config: Config, opts: ServiceOptions = {}): P
     });
 
     const server = await createApp({ host: config.host, port: config.port, logger, readiness });
-    await server.register({ plugin: logApiPlugin, options: { log } });
+    await server.register({
+      plugin: logApiPlugin,
+      options: { log, emptyCheckpoint: emptyCheckpointNote(config.log.origin, signer) },
+    });
     const mcp = await mountGateway({ config, server, db, log, logger });
 
     await server.start();

@@ -11,6 +11,7 @@ const COMMANDS: Record<string, { summary: string; load: Loader }> = {
   'keys create': { summary: 'create an API key (printed once)', load: async () => (await import('./keys.ts')).createCommand },
   'keys list': { summary: 'list API keys (no secrets)', load: async () => (await import('./keys.ts')).listCommand },
   'keys revoke': { summary: 'revoke an API key', load: async () => (await import('./keys.ts')).revokeCommand },
+  'verify-log': { summary: "check a running log over HTTP as an auditor (signature, consistency, every entry)", load: async () => (await import('./verify-log.ts')).command },
 };
 
 export function registerCommand(name: string, summary: string, load: Loader): void {
