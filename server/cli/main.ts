@@ -7,6 +7,9 @@ type Loader = () => Promise<Command>;
 // One line per subcommand; modules live beside this file.
 const COMMANDS: Record<string, { summary: string; load: Loader }> = {
   serve: { summary: 'run the gateway service (same as npm start)', load: async () => (await import('./serve.ts')).command },
+  'report access-review': { summary: 'write the user access review (PDF, JSON, CSV) for a period', load: async () => (await import('./report.ts')).accessReviewCommand },
+  'report activity': { summary: 'write the gateway activity and anomaly report for a period', load: async () => (await import('./report.ts')).activityCommand },
+  'report changes': { summary: 'write the configuration and policy change log for a period', load: async () => (await import('./report.ts')).changesCommand },
   'log fsck': { summary: 'check the whole audit log in the local database', load: async () => (await import('./log-fsck.ts')).command },
   'keys create': { summary: 'create an API key (printed once)', load: async () => (await import('./keys.ts')).createCommand },
   'keys list': { summary: 'list API keys (no secrets)', load: async () => (await import('./keys.ts')).listCommand },
