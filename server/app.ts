@@ -37,7 +37,10 @@ export async function createApp(opts: AppOptions): Promise<Hapi.Server> {
       if (boom.output.statusCode >= 500) {
         opts.logger.error({ err: res, path: request.path, method: request.method }, 'request failed');
       }
-      return h.response(boom.output.payload).code(boom.output.statusCode).takeover();
+      const out = h.response(boom.output.payload).code(boom.output.statusCode);
+      // Keep the error's headers: WWW-Authenticate on 401, Retry-After on 429/503, Allow on 405.
+      for (const [name, value] of Object.entries(boom.output.headers)) out.header(name, String(value));
+      return out.takeover();
     }
     return h.continue;
   });

@@ -214,6 +214,12 @@ export class ApiKeyStore {
     return { before, after, changed: after.revokedAt === at && after.revokedBy === by };
   }
 
+  /** Removes a key that was never handed out (its creation could not be recorded). */
+  async discard(id: string): Promise<void> {
+    await this.db('api_keys').where({ id }).delete();
+    this.cache.delete(id);
+  }
+
   /** The per-request check: constant-time comparison of the secret's hash; revocation and expiry. */
   async verify(presented: string): Promise<VerifyResult> {
     const parsed = parseApiKey(presented);

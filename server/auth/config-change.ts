@@ -10,6 +10,7 @@ import {
   type AuditRecord,
 } from '../../gateway/audit-record.ts';
 import { VERSION } from '../version.ts';
+import type { ApiKeyRecord } from './api-keys.ts';
 
 // CommonJS typed as an ES default export: under NodeNext the default is module.exports (the function).
 const canonicalize = canonicalizeModule as unknown as (input: unknown) => string | undefined;
@@ -61,4 +62,25 @@ export function localActor(): AuditActor {
     // No passwd entry (some containers): still record that it was a local change.
   }
   return { subject: `${user}@${hostname()}`, auth_method: 'local' };
+}
+
+/** Before/after state of a key for config.change hashes: every field except secrets (none are held). */
+export function keyChange(
+  action: string,
+  before: ApiKeyRecord | undefined,
+  after: ApiKeyRecord,
+): ConfigChange {
+  return {
+    kind: 'api_key',
+    action,
+    id: after.id,
+    before,
+    after,
+    summary: {
+      subject: after.subject,
+      roles: after.roles,
+      ...(after.expiresAt ? { expires_at: after.expiresAt } : {}),
+      ...(after.revokedAt ? { revoked_at: after.revokedAt } : {}),
+    },
+  };
 }

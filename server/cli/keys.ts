@@ -13,7 +13,7 @@ import {
   parseExpiry,
   type ApiKeyRecord,
 } from '../auth/api-keys.ts';
-import { configChangeRecord, localActor, type ConfigChange } from '../auth/config-change.ts';
+import { configChangeRecord, keyChange, localActor, type ConfigChange } from '../auth/config-change.ts';
 import type { AuditActor } from '../../gateway/audit-record.ts';
 import { openCliLog } from './open-log.ts';
 import { parseFlags, type CliIo, type Command } from './command.ts';
@@ -45,27 +45,6 @@ async function withStore<T>(io: CliIo, fn: (admin: KeyAdmin) => Promise<T>, acto
   }
 }
 
-/** Before/after state of a key for config.change hashes: every field except secrets (none are held). */
-export function keyChange(
-  action: string,
-  before: ApiKeyRecord | undefined,
-  after: ApiKeyRecord,
-): ConfigChange {
-  return {
-    kind: 'api_key',
-    action,
-    id: after.id,
-    before,
-    after,
-    summary: {
-      subject: after.subject,
-      roles: after.roles,
-      ...(after.expiresAt ? { expires_at: after.expiresAt } : {}),
-      ...(after.revokedAt ? { revoked_at: after.revokedAt } : {}),
-    },
-  };
-}
-
 export const createCommand: Command = {
   name: 'keys create',
   summary: 'Create an API key for a workload; the key is printed once and only its hash is stored.',
@@ -89,7 +68,7 @@ export const createCommand: Command = {
     const actor = localActor();
     return withStore(
       io,
-      async ({ store, db, record }) => {
+      async ({ store, record }) => {
         let created: { key: string; record: ApiKeyRecord };
         try {
           created = await store.create({
@@ -108,7 +87,7 @@ export const createCommand: Command = {
           await record(keyChange('create', undefined, rec));
         } catch (err) {
           // An unrecorded key must not exist: take it back before reporting the failure.
-          await db('api_keys').where({ id: rec.id }).delete();
+          await store.discard(rec.id);
           io.err(
             `auditgate keys create: the audit log refused the change, no key was created: ${(err as Error).message}`,
           );

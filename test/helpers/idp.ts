@@ -91,7 +91,15 @@ export async function startIdp(opts: {
       },
       extraTokenClaims: (_ctx: unknown, token: { clientId?: string }) =>
         opts.clients.find((c) => c.client_id === token.clientId)?.tokenClaims,
-      ttl: { AccessToken: opts.accessTokenTtlSec ?? 300, ClientCredentials: opts.accessTokenTtlSec ?? 300 },
+      ttl: {
+        AccessToken: opts.accessTokenTtlSec ?? 300,
+        ClientCredentials: opts.accessTokenTtlSec ?? 300,
+        AuthorizationCode: 60,
+        IdToken: 300,
+        Interaction: 600,
+        Session: 3600,
+        Grant: 3600,
+      },
     });
     // The provider logs through its own event emitter; keep test output clean.
     p.on('server_error', () => {});
