@@ -57,7 +57,10 @@ export class SseParser {
   /** End of input: an unterminated event is discarded, as the SSE spec says. */
   end(): SseEvent[] {
     const rest = this.decoder.decode();
-    return rest ? this.push(rest) : [];
+    const out = rest ? this.push(rest) : [];
+    // A final lone CR was held back in case LF followed; at the end it is a line ending.
+    if (this.buf.endsWith('\r')) out.push(...this.push('\n'));
+    return out;
   }
 
   /** Position of the next \r at or after a search start (-1: none left), so scans stay linear. */

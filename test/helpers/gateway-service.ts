@@ -42,8 +42,8 @@ export interface GatewayServiceOptions {
   targets?: Record<string, unknown>;
   gateway?: Record<string, unknown>;
   env?: Record<string, string>;
-  /** DATABASE_URL override (e.g. through a proxy that a test can stop). */
-  databaseUrl?: string;
+  /** Rewrites DATABASE_URL (e.g. to go through a proxy that a test can stop). */
+  rewriteDatabaseUrl?: (url: string) => string;
 }
 
 export async function startGatewayService(opts: GatewayServiceOptions = {}): Promise<GatewayService> {
@@ -55,7 +55,7 @@ export async function startGatewayService(opts: GatewayServiceOptions = {}): Pro
     AUDITGATE_LOG_ORIGIN: `auditgate.test/gw-${randomBytes(4).toString('hex')}`,
     AUDITGATE_CHECKPOINT_INTERVAL_MS: '86400000',
     LOG_LEVEL: 'silent',
-    ...(tdb.databaseUrl ? { DATABASE_URL: opts.databaseUrl ?? tdb.databaseUrl } : {}),
+    ...(tdb.databaseUrl ? { DATABASE_URL: opts.rewriteDatabaseUrl ? opts.rewriteDatabaseUrl(tdb.databaseUrl) : tdb.databaseUrl } : {}),
     ...opts.env,
   };
   if (opts.targets || opts.gateway) {
