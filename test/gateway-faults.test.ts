@@ -9,6 +9,7 @@ import { everythingServerPath } from '../server/targets.ts';
 import { freePort, mcpRecords, startEverythingHttp, startGatewayService } from './helpers/gateway-service.ts';
 import { messagesOf, post, rawInitialize, readEvents } from './helpers/raw-mcp.ts';
 import { TcpProxy } from './helpers/tcp-proxy.ts';
+import { main as cli } from '../server/cli/main.ts';
 
 const V = '2025-11-25';
 const stdioEverything = () => ({ command: process.execPath, args: [everythingServerPath(), 'stdio'] });
@@ -275,8 +276,12 @@ test('the demo target: with no configuration file the gateway serves server-ever
   const gw = await startGatewayService();
   t.teardown(() => gw.cleanup());
   t.deepEqual(gw.service.mcp.gateway.targetNames(), ['everything']);
+  // The key comes from the CLI, as the start-up message tells a person to do.
+  const out: string[] = [];
+  const code = await cli(['keys', 'create', '--subject', 'demo-user'], { env: gw.env, cwd: gw.tdb.dir, out: (l) => out.push(l), err: () => {} });
+  t.is(code, 0);
   const client = new Client({ name: 'demo', version: '1' });
-  await gw.connect('everything', { client });
+  await gw.connect('everything', { client, key: out[0]!.trim() });
   const tools = await client.listTools();
   t.true(tools.tools.length > 5);
   const help = gw.service.mcp.connectHelp(gw.url).join('\n');

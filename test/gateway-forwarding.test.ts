@@ -10,6 +10,7 @@ import type { AuditRecord } from '../gateway/audit-record.ts';
 import { everythingServerPath } from '../server/targets.ts';
 import { mcpRecords, startEverythingHttp, startGatewayService, type GatewayService, type RunningUpstream } from './helpers/gateway-service.ts';
 import { CapturingTransport, type Seen } from './helpers/capture-transport.ts';
+import { main as cli } from '../server/cli/main.ts';
 
 const canonicalize = canonicalizeModule as unknown as (v: unknown) => string;
 
@@ -142,6 +143,14 @@ for (const kind of ['stdio', 'http'] as const) {
     }
     const refusal = all.find((r) => r.event === 'mcp.refused' && r.mcp?.jsonrpc_id === 99);
     t.like(refusal, { outcome: { decision: 'deny', rule: 'session' }, mcp: { http_status: 404 }, actor: { subject: 'agent-a' } });
+
+    // An auditor's check of the whole log over HTTP passes afterwards.
+    await gw.service.log.checkpoint();
+    const vkey = (await (await fetch(`${gw.url}/log/vkey`)).text()).trim();
+    const out: string[] = [];
+    const code = await cli(['verify-log', '--url', gw.url, '--vkey', vkey], { out: (l) => out.push(l), err: (l) => out.push(l) });
+    t.is(code, 0, out.join('\n'));
+    t.false(out.some((l) => l.startsWith('FAIL')));
   });
 }
 
