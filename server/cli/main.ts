@@ -15,6 +15,8 @@ const COMMANDS: Record<string, { summary: string; load: Loader }> = {
   'keys list': { summary: 'list API keys (no secrets)', load: async () => (await import('./keys.ts')).listCommand },
   'keys revoke': { summary: 'revoke an API key', load: async () => (await import('./keys.ts')).revokeCommand },
   'verify-log': { summary: "check a running log over HTTP as an auditor (signature, consistency, every entry)", load: async () => (await import('./verify-log.ts')).command },
+  bundle: { summary: "build, verify, store and log a period's signed evidence bundle", load: async () => (await import('../evidence/cli-bundle.ts')).command },
+  'verify-bundle': { summary: 'verify an evidence bundle offline (hashes, signatures, checkpoints, every record, reports, chain)', load: async () => (await import('../evidence/cli-verify-bundle.ts')).command },
 };
 
 export function registerCommand(name: string, summary: string, load: Loader): void {
