@@ -169,18 +169,53 @@ export async function renderAccessReviewPdf(data: AccessReviewData, dataHash: st
       ? `Compared with the previous review ${data.populationChanges.previousReportId}.`
       : 'No previous review on record: every line is compared against the period start (created during the period = new).',
   );
-  const lineCols: Column<ReportLine>[] = [
-    { header: 'Item', width: 1.6, value: (l) => l.itemId, mono: true },
-    { header: 'Target', width: 1.5, value: (l) => l.target },
-    { header: 'Account', width: 2.4, value: (l) => l.subject },
-    { header: 'Person', width: 1.8, value: (l) => l.person ?? '(none)' },
-    { header: 'Entitlement', width: 2.8, value: (l) => l.entitlement },
-    { header: 'Last used', width: 1.3, value: (l) => fmtDate(l.lastUsedAt) },
-    { header: 'Days inactive', width: 1, value: (l) => (l.daysInactive === null ? '—' : String(l.daysInactive)), align: 'right' },
+  // Population changes are listed per account (one row per account, its lines summarised), so
+  // the section stays readable; every line is in section 5 and in the CSV.
+  interface AccountRow {
+    subject: string;
+    accountId: string;
+    person: string | null;
+    type: string;
+    lines: ReportLine[];
+  }
+  const byAccount = (ids: string[]): AccountRow[] => {
+    const m = new Map<string, AccountRow>();
+    for (const l of pick(ids)) {
+      const row = m.get(l.accountId) ?? { subject: l.subject, accountId: l.accountId, person: l.person, type: l.identityType, lines: [] };
+      row.lines.push(l);
+      m.set(l.accountId, row);
+    }
+    return [...m.values()].sort((a, b) => (a.subject < b.subject ? -1 : a.subject > b.subject ? 1 : 0));
+  };
+  const lastUse = (r: AccountRow) => r.lines.reduce<string | null>((m, l) => (l.lastUsedAt && (!m || l.lastUsedAt > m) ? l.lastUsedAt : m), null);
+  const accountCols: Column<AccountRow>[] = [
+    { header: 'Account', width: 2.6, value: (r) => `${r.subject}\n${displayAccountId(r.accountId, r.subject)}`.trim() },
+    { header: 'Person', width: 2, value: (r) => r.person ?? '(none)', color: (r) => (r.person ? undefined : COLORS.bad) },
+    { header: 'Type', width: 0.9, value: (r) => r.type },
+    { header: 'Lines', width: 0.7, value: (r) => String(r.lines.length), align: 'right' },
+    { header: 'Entitlements', width: 4.2, value: (r) => r.lines.map((l) => (l.tool === '' ? `role ${l.role}` : `${l.target}${l.tool === '*' ? '' : `/${l.tool}`}`)).join(', ') },
+    { header: 'Last used', width: 1.3, value: (r) => fmtDate(lastUse(r)) },
   ];
   const pick = (ids: string[]) => ids.map((id) => byId.get(id)).filter((l): l is ReportLine => !!l);
-  pdf.heading(`New since last review (${data.populationChanges.new.length})`);
-  pdf.table(lineCols, pick(data.populationChanges.new), { caption: 'New lines', emptyText: 'No new access.' });
+  const changes: Array<[string, string[], string, string]> = [
+    ['New since last review', data.populationChanges.new, 'New access', 'No new access.'],
+    ['Orphaned — no accountable person', data.populationChanges.orphaned, 'Orphaned accounts', 'No orphaned accounts.'],
+    [`Dormant — unused ≥ ${data.scope.settings.dormantDays} days`, data.populationChanges.dormant, 'Dormant access', 'No dormant access.'],
+  ];
+  pdf.tiles(
+    [
+      { label: 'New lines', value: formatCount(data.populationChanges.new.length) },
+      { label: 'Removed lines', value: formatCount(data.populationChanges.removed.length) },
+      { label: 'Orphaned lines', value: formatCount(data.populationChanges.orphaned.length), tone: data.populationChanges.orphaned.length ? 'warn' : 'ok' },
+      { label: 'Dormant lines', value: formatCount(data.populationChanges.dormant.length), tone: data.populationChanges.dormant.length ? 'warn' : 'ok' },
+    ],
+    4,
+  );
+  for (const [title, ids, caption, empty] of changes.slice(0, 1)) {
+    const rows = byAccount(ids);
+    pdf.heading(`${title} (${ids.length} lines, ${rows.length} accounts)`);
+    pdf.table(accountCols, rows, { caption, emptyText: empty });
+  }
   pdf.heading(`Removed since last review (${data.populationChanges.removed.length})`);
   pdf.table(
     [
@@ -192,10 +227,11 @@ export async function renderAccessReviewPdf(data: AccessReviewData, dataHash: st
     data.populationChanges.removed,
     { caption: 'Removed lines', emptyText: data.populationChanges.previousReportId ? 'Nothing removed.' : 'No previous review to compare with.' },
   );
-  pdf.heading(`Orphaned — no accountable person (${data.populationChanges.orphaned.length})`);
-  pdf.table(lineCols, pick(data.populationChanges.orphaned), { caption: 'Orphaned lines', emptyText: 'No orphaned accounts.' });
-  pdf.heading(`Dormant — unused ≥ ${data.scope.settings.dormantDays} days (${data.populationChanges.dormant.length})`);
-  pdf.table(lineCols, pick(data.populationChanges.dormant), { caption: 'Dormant lines', emptyText: 'No dormant access.' });
+  for (const [title, ids, caption, empty] of changes.slice(1)) {
+    const rows = byAccount(ids);
+    pdf.heading(`${title} (${ids.length} lines, ${rows.length} accounts)`);
+    pdf.table(accountCols, rows, { caption, emptyText: empty });
+  }
 
   // 4. Reviewers
   pdf.section('Reviewer assignments and independence');
@@ -397,11 +433,11 @@ function entitlementColumns(): Column<ReportLine>[] {
   return [
     { header: 'Item', width: 1.75, value: (l) => l.itemId, mono: true },
     { header: 'Target', width: 1.1, value: (l) => l.target },
-    { header: 'Account', width: 1.9, value: (l) => `${l.subject}\n${l.accountId === l.subject ? '' : l.accountId}`.trim() },
+    { header: 'Account', width: 1.9, value: (l) => `${l.subject}\n${displayAccountId(l.accountId, l.subject)}`.trim() },
     { header: 'Person', width: 1.4, value: (l) => l.person ?? '(none)', color: (l) => (l.person ? undefined : COLORS.bad) },
-    { header: 'Type', width: 0.7, value: (l) => l.identityType },
+    { header: 'Type', width: 0.85, value: (l) => l.identityType },
     { header: 'Entitlement', width: 2, value: (l) => l.entitlement, bold: (l) => l.privileged },
-    { header: 'Grant', width: 1.2, value: (l) => `${l.grantPath}${l.grantRef ? `: ${l.grantRef}` : ''}` },
+    { header: 'Grant', width: 1.2, value: (l) => `${l.grantPath}${l.grantRef ? `\n${l.grantRef}` : ''}` },
     { header: 'Auth / MFA', width: 0.9, value: (l) => `${l.authMethod}${l.mfa === null ? '' : l.mfa ? ' / MFA' : ' / no MFA'}` },
     { header: 'Last used', width: 1.25, value: (l) => fmtDate(l.lastUsedAt) },
     { header: 'Days inact.', width: 0.75, value: (l) => (l.daysInactive === null ? '—' : String(l.daysInactive)), align: 'right' },
@@ -429,6 +465,12 @@ function privilegedColumns(): Column<ReportLine>[] {
     { header: 'Decision', width: 1.1, value: (l) => l.decision, color: decisionColor, bold: () => true },
     { header: 'Rationale', width: 2.8, value: (l) => l.rationale ?? '' },
   ];
+}
+
+/** The account id under the subject, unless it says nothing more (IdP accounts are issuer#subject). */
+function displayAccountId(accountId: string, subject: string): string {
+  if (accountId === subject || accountId === `#${subject}`) return '';
+  return accountId.endsWith(`#${subject}`) ? accountId.slice(0, -subject.length - 1) : accountId;
 }
 
 const FLAG_MEANINGS: Record<Flag, (d: AccessReviewData) => string> = {

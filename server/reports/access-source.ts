@@ -141,7 +141,7 @@ export class SqlAccessReviewSource implements AccessReviewSource {
       const idp = this.idpRoles.get(id.accountId);
       const roles = key?.roles ?? idp?.roles ?? [];
       const grantPath = key ? 'direct' : idp?.groups.length ? 'group' : 'role';
-      const grantRef = key ? `api key ${id.accountId}` : idp?.groups.length ? `groups: ${idp.groups.join(', ')}` : 'token roles';
+      const grantRef = key ? 'API key roles' : idp?.groups.length ? `groups: ${idp.groups.join(', ')}` : 'token roles';
       const approvalRef = key?.description ? TICKET.exec(key.description)?.[0] : undefined;
       for (const role of [...new Set(roles)].sort()) {
         if (role === MCP_ROLE) {
