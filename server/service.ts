@@ -12,6 +12,8 @@ import { openKnexLog, type KnexLog } from './audit/knex-log.ts';
 import { emptyCheckpointNote, logApiPlugin } from './routes/log-api.ts';
 import { VERSION } from './version.ts';
 import { mountGateway, type MountedGateway } from './mcp-gateway.ts';
+import { readConfigDocument } from './targets.ts';
+import { buildIdentity } from './auth/identity.ts';
 
 export interface Service {
   config: Config;
@@ -63,11 +65,27 @@ export async function startService(config: Config, opts: ServiceOptions = {}): P
     });
 
     const server = await createApp({ host: config.host, port: config.port, logger, readiness });
+    const configDocument = readConfigDocument(config);
+    // Identity first: the routes below name its auth strategy. Configuration edits made since the
+    // last start are recorded (config.change) before anything is served.
+    const identity = await buildIdentity({ config, db, doc: configDocument, logger });
+    await identity.recordConfiguration(log);
+    const targetNames = new Set<string>();
+    await identity.register(server, { sink: log, targetExists: (name) => targetNames.has(name) });
     await server.register({
       plugin: logApiPlugin,
       options: { log, emptyCheckpoint: emptyCheckpointNote(config.log.origin, signer) },
     });
-    const mcp = await mountGateway({ config, server, db, log, logger });
+    const mcp = await mountGateway({
+      config,
+      server,
+      db,
+      log,
+      logger,
+      configDocument,
+      authenticator: identity.authenticator,
+    });
+    for (const t of mcp.settings.targets) targetNames.add(t.name);
 
     await server.start();
     const url = server.info.uri.replace('0.0.0.0', '127.0.0.1');

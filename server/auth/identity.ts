@@ -85,6 +85,22 @@ function identityState(s: IdentityConfig): Record<string, unknown> {
   };
 }
 
+/** JSON round trip: drops undefined fields so the stored text and the hash agree. */
+function clean(state: unknown): unknown {
+  return JSON.parse(JSON.stringify(state)) as unknown;
+}
+
+/** The recorded parts of the configuration, each hashed on its own so a change names its part. */
+function configParts(settings: IdentityConfig, policy: PolicyEngine, doc: Record<string, unknown>) {
+  return [
+    { kind: 'policy', state: { policy_hash: policy.hash, rules: policy.rules } },
+    { kind: 'identity', state: identityState(settings) },
+    { kind: 'rate_limits', state: settings.rateLimits },
+    // Targets as written in the file: credentials there are environment-variable names only.
+    { kind: 'targets', state: { targets: doc.targets ?? null, gateway: doc.gateway ?? null } },
+  ];
+}
+
 export async function buildIdentity(opts: IdentityOptions): Promise<Identity> {
   const env = opts.env ?? process.env;
   const settings = parseIdentityConfig(opts.doc.doc as { identity?: unknown; rate_limits?: unknown }, env);
@@ -157,23 +173,18 @@ export async function buildIdentity(opts: IdentityOptions): Promise<Identity> {
       });
     },
     async recordConfiguration(sink) {
-      const doc = opts.doc.doc;
-      const parts: Array<{ kind: string; state: unknown }> = [
-        { kind: 'policy', state: { policy_hash: policy.hash, rules: policy.rules } },
-        { kind: 'identity', state: identityState(settings) },
-        { kind: 'rate_limits', state: settings.rateLimits },
-        // Targets as written in the file: credentials there are environment-variable names only.
-        { kind: 'targets', state: { targets: doc.targets ?? null, gateway: doc.gateway ?? null } },
-      ];
+      const parts = configParts(settings, policy, opts.doc.doc);
+      // What an empty configuration looks like: a fresh install without a file records nothing.
+      const empty = configParts(parseIdentityConfig(undefined, {}), new PolicyEngine([]), {});
+      const defaults = new Map(empty.map((p) => [p.kind, stateHash(clean(p.state))]));
       const actor: AuditActor = localActor();
       const changed: Array<{ kind: string; before: string | null; after: string }> = [];
       for (const { kind, state } of parts) {
-        // JSON round trip: drop undefined fields so the stored text and the hash agree.
-        const clean = JSON.parse(JSON.stringify(state)) as unknown;
-        const after = stateHash(clean)!;
+        const current = clean(state);
+        const after = stateHash(current)!;
         const prev = (await opts.db('config_state').where({ kind }).first()) as
           { sha256: string; state: string } | undefined;
-        if (prev?.sha256 === after) continue;
+        if ((prev?.sha256 ?? defaults.get(kind)) === after) continue;
         await sink.append(
           configChangeRecord(
             actor,
@@ -181,7 +192,7 @@ export async function buildIdentity(opts: IdentityOptions): Promise<Identity> {
               kind,
               action: prev ? 'update' : 'load',
               before: prev ? (JSON.parse(prev.state) as unknown) : undefined,
-              after: clean,
+              after: current,
               summary: {
                 source: opts.doc.path ?? '(defaults)',
                 ...(kind === 'policy' ? { policy_hash: policy.hash } : {}),
@@ -193,7 +204,7 @@ export async function buildIdentity(opts: IdentityOptions): Promise<Identity> {
         const row = {
           kind,
           sha256: after,
-          state: JSON.stringify(clean),
+          state: JSON.stringify(current),
           changed_at: new Date().toISOString(),
         };
         if (prev) await opts.db('config_state').where({ kind }).update(row);

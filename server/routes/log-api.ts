@@ -27,6 +27,13 @@ export interface LogApiOptions {
    * auditor can pin the key and the empty tree before the first entry.
    */
   emptyCheckpoint?: string;
+  /**
+   * Route options for /log/entries, the one route here that serves audit data (the rest are
+   * hashes, proofs and signatures). The service passes the identity strategy, the roles that may
+   * read (auditor, compliance, admin) and `plugins.auditgate` so each read is itself recorded.
+   * Without it the entries are open (the log API on its own, in tests).
+   */
+  entriesRoute?: Pick<Hapi.RouteOptions, 'auth' | 'plugins'>;
 }
 
 /**
@@ -117,11 +124,14 @@ const TEXT = 'text/plain; charset=utf-8';
 
 export const logApiPlugin: Hapi.Plugin<LogApiOptions> = {
   name: 'auditgate-log-api',
-  register(server, { log, emptyCheckpoint }) {
+  register(server, { log, emptyCheckpoint, entriesRoute }) {
     if (!log || typeof log.vkey !== 'string' || !log.store)
       throw new Error('logApiPlugin needs { log } with vkey and store');
-    const get = (path: string, handler: Hapi.Lifecycle.Method) =>
-      server.route({ method: 'GET', path, options: { auth: false }, handler });
+    const get = (
+      path: string,
+      handler: Hapi.Lifecycle.Method,
+      options: Hapi.RouteOptions = { auth: false },
+    ) => server.route({ method: 'GET', path, options, handler });
 
     get('/log/checkpoint', async (_req, h) => {
       // A grown tree without a checkpoint yet (the timer has not fired) is signed on demand.
@@ -153,11 +163,15 @@ export const logApiPlugin: Hapi.Plugin<LogApiOptions> = {
       return { old, new: newSize, hashes: b64(await log.consistencyProof(old, newSize)) };
     });
 
-    get('/log/entries', async (req, h) => {
-      const { start, end } = await checkRange(log, req.query);
-      const body = ndjson(upToFirstGap(log.entries(start, end)), (e) => Buffer.concat([e.data, NEWLINE]));
-      return h.response(body).type(NDJSON);
-    });
+    get(
+      '/log/entries',
+      async (req, h) => {
+        const { start, end } = await checkRange(log, req.query);
+        const body = ndjson(upToFirstGap(log.entries(start, end)), (e) => Buffer.concat([e.data, NEWLINE]));
+        return h.response(body).type(NDJSON);
+      },
+      entriesRoute ? { auth: false, ...entriesRoute } : undefined,
+    );
 
     get('/log/hashes', async (req, h) => {
       const { start, end } = await checkRange(log, req.query);
