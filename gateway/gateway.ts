@@ -290,7 +290,7 @@ export class Gateway {
     }
     const stdio = session as StdioSession;
     await this.auditor.append(this.messageInputs(parsed, (m) => stdio.answerLatency(m)), ctx);
-    await stdio.post(parsed.messages, res);
+    await stdio.post(parsed.messages, res, hv);
   }
 
   /** Finds a live session for this target and checks it belongs to the caller. */

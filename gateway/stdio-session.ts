@@ -133,7 +133,11 @@ export class StdioSession extends Session {
   }
 
   /** Client messages (already recorded) for the child; answers 202 or opens the POST's SSE stream. */
-  async post(messages: Classified[], res: ServerResponse): Promise<void> {
+  /**
+   * `headerVersion` is the request's MCP-Protocol-Version: as the SDK server does, a POST stream is
+   * primed (resumable) when the initialize asks for 2025-11-25+, or the header says so.
+   */
+  async post(messages: Classified[], res: ServerResponse, headerVersion?: string): Promise<void> {
     this.touch();
     const requests = messages.filter((m) => m.kind === 'request');
     for (const m of messages) {
@@ -148,7 +152,9 @@ export class StdioSession extends Session {
     const stream = this.newStream('post');
     const writer = new SseWriter(res, 200, { 'mcp-session-id': this.id });
     this.attach(stream, writer);
-    if (primes(this.protocolVersion ?? this.requestedVersion())) this.emit(stream, '');
+    const init = requests.find((r) => r.method === 'initialize');
+    const version = init ? (init.message.params as { protocolVersion?: string } | undefined)?.protocolVersion : headerVersion;
+    if (primes(version ?? '2025-03-26')) this.emit(stream, '');
     for (const r of requests) {
       const key = idKey(r.id);
       stream.open.add(key);
@@ -220,7 +226,6 @@ export class StdioSession extends Session {
     const from = stream.delivered;
     const undelivered = stream.replay.filter((e) => e.seq > from);
     this.attach(stream, writer);
-    if (primes(this.protocolVersion)) writer.writeNow(formatSseEvent({ id: `${stream.id}-${stream.seq}`, data: '' }));
     for (const ev of undelivered) writer.writeNow(ev.text);
     stream.delivered = stream.seq;
   }
@@ -240,11 +245,6 @@ export class StdioSession extends Session {
     await this.deps.auditor
       .appendPersistent({ event: 'mcp.session.close', detail: { reason } }, this.recordContext())
       .catch((err) => this.deps.logger.error({ err: (err as Error).message, session: this.id }, 'could not record session close'));
-  }
-
-  private requestedVersion(): string | undefined {
-    const params = this.initializeMessage?.params as { protocolVersion?: unknown } | undefined;
-    return typeof params?.protocolVersion === 'string' ? params.protocolVersion : undefined;
   }
 
   private newStream(kind: 'post' | 'get'): Stream {
