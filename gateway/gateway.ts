@@ -113,13 +113,23 @@ export class Gateway {
       if (this.closed) throw new Refusal(503, TRANSPORT_ERROR, 'Service Unavailable: the gateway is shutting down', 'shutdown');
       if (!target) throw new Refusal(404, TRANSPORT_ERROR, `Not Found: no target named ${JSON.stringify(targetName)}`, 'target');
       checkOrigin(req.headers, this.origins);
-      const auth = await this.options.authenticator.authenticate({
-        headers: req.headers,
-        remoteAddress: req.socket?.remoteAddress,
-        target: targetName,
-        resourceUrl: this.resourceUrl(targetName),
-      });
+      let auth: Awaited<ReturnType<typeof this.options.authenticator.authenticate>>;
+      try {
+        auth = await this.options.authenticator.authenticate({
+          headers: req.headers,
+          remoteAddress: req.socket?.remoteAddress,
+          target: targetName,
+          resourceUrl: this.resourceUrl(targetName),
+        });
+      } catch (err) {
+        // The credential store itself failed (e.g. its database is down): fail closed.
+        this.logger.error({ err: (err as Error).message, target: targetName }, 'authenticator failed');
+        throw new Refusal(503, TRANSPORT_ERROR, 'Service Unavailable: credentials cannot be checked right now', 'auth-unavailable', {
+          headers: { 'retry-after': '1' },
+        });
+      }
       if (!auth.ok) {
+        if (auth.actor) ctx.actor = auth.actor;
         const headers: Record<string, string> = auth.wwwAuthenticate ? { 'www-authenticate': auth.wwwAuthenticate } : {};
         if (auth.retryAfterSeconds !== undefined) headers['retry-after'] = String(auth.retryAfterSeconds);
         throw new Refusal(auth.status, TRANSPORT_ERROR, auth.message, 'auth', {
