@@ -6,81 +6,27 @@
 // subprocess with no database or configuration at all.
 import test from 'ava';
 import { spawnSync } from 'node:child_process';
-import { createPublicKey, randomBytes, randomUUID } from 'node:crypto';
+import { createPublicKey } from 'node:crypto';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { createTestDb, DB_KINDS, type TestDb } from './helpers/db.ts';
+import { DB_KINDS } from './helpers/db.ts';
+import { OCT, SEP, evidenceLogSetup } from './helpers/evidence-log.ts';
 import { loadOrCreateLogKey } from '../server/audit/log-key.ts';
-import { openKnexLog, type KnexLog } from '../server/audit/knex-log.ts';
-import { auditTimestamp, type AuditRecord } from '../gateway/audit-record.ts';
-import { LocalDirectoryStore } from '../reports/evidence/stores/local.ts';
+import type { KnexLog } from '../server/audit/knex-log.ts';
+import type { AuditRecord } from '../gateway/audit-record.ts';
 import { loadEvidenceConfig } from '../server/evidence/config.ts';
 import { loadOrCreateEvidenceKey } from '../server/evidence/signing-key.ts';
 import { EvidenceConflictError, EvidenceService } from '../server/evidence/bundle-service.ts';
-import { evidenceReports } from '../server/evidence/reports-source.ts';
 import { verifyBundle } from '../server/evidence/verify.ts';
 import { main } from '../server/cli/main.ts';
 import { openSshPublicKeyLine } from '../reports/evidence/sshsig.ts';
 import { toInt } from '../server/db.ts';
 
-function record(ts: Date, n: number): AuditRecord {
-  return {
-    v: 1,
-    id: randomUUID(),
-    ts: auditTimestamp(ts, 0),
-    event: 'mcp.message',
-    gateway: { instance: 'test', version: 'test' },
-    actor: { subject: `user-${n % 3}`, auth_method: 'api_key' },
-    mcp: { target: 'everything', transport: 'stdio', direction: 'client_to_upstream', kind: 'request', method: 'tools/call', name: 'echo' },
-  };
-}
-
-interface Setup {
-  tdb: TestDb;
-  log: KnexLog;
-  service: EvidenceService;
-  env: Record<string, string>;
-  origin: string;
-}
-
-async function setup(kind: (typeof DB_KINDS)[number], withReports: boolean): Promise<Setup> {
-  const tdb = await createTestDb(kind);
-  const origin = `auditgate.test/ev-${randomBytes(3).toString('hex')}`;
-  const env: Record<string, string> = {
-    AUDITGATE_DATA_DIR: tdb.dir,
-    AUDITGATE_LOG_ORIGIN: origin,
-    AUDITGATE_CHECKPOINT_INTERVAL_MS: '86400000',
-    AUDITGATE_EVIDENCE_SCHEDULE: 'off',
-    ...(tdb.databaseUrl ? { DATABASE_URL: tdb.databaseUrl } : {}),
-  };
-  const signer = await loadOrCreateLogKey(join(tdb.dir, 'log-key'), origin);
-  const log = await openKnexLog(tdb.db, { origin, signer, batchMaxSize: 64, batchMaxDelayMs: 1, checkpointIntervalMs: 86_400_000, checkpointTimer: false });
-  // September: 30 records with a checkpoint in the middle; October: 40; November: 5.
-  for (let i = 0; i < 30; i++) {
-    await log.append(record(new Date(Date.UTC(2026, 8, 2, 0, 0, i)), i));
-    if (i === 14) await log.checkpoint();
-  }
-  await Promise.all(Array.from({ length: 40 }, (_, i) => log.append(record(new Date(Date.UTC(2026, 9, 3, 0, i)), i))));
-  await log.checkpoint();
-  for (let i = 0; i < 5; i++) await log.append(record(new Date(Date.UTC(2026, 10, 1, 0, 0, i)), i));
-  const config = loadEvidenceConfig(env, tdb.dir, origin, tdb.dir);
-  const service = new EvidenceService({
-    db: tdb.db,
-    log,
-    logSigner: signer,
-    config,
-    store: new LocalDirectoryStore(join(tdb.dir, 'evidence')),
-    evidenceKey: await loadOrCreateEvidenceKey(config.keyFile),
-    instance: 'test',
-    version: 'test',
-    reports: withReports ? evidenceReports({ db: tdb.db, log, env, dataDir: tdb.dir, cwd: tdb.dir, instance: 'test' }) : undefined,
-  });
-  return { tdb, log, service, env, origin };
+async function setup(kind: (typeof DB_KINDS)[number], withReports: boolean) {
+  return evidenceLogSetup(kind, { reports: withReports });
 }
 
 const ACTOR = { subject: 'auditor@example.com', auth_method: 'session' as const };
-const SEP = { from: new Date('2026-09-01T00:00:00Z'), to: new Date('2026-10-01T00:00:00Z') };
-const OCT = { from: new Date('2026-10-01T00:00:00Z'), to: new Date('2026-11-01T00:00:00Z') };
 
 async function entriesOf(log: KnexLog, event: string): Promise<Array<{ index: number; rec: AuditRecord }>> {
   const out = [];
@@ -94,10 +40,7 @@ async function entriesOf(log: KnexLog, event: string): Promise<Array<{ index: nu
 for (const kind of DB_KINDS) {
   test(`${kind}: two months bundle into a verified, chained, recorded pair; a rebuild is identical and records nothing`, async (t) => {
     const s = await setup(kind, kind === 'sqlite');
-    t.teardown(async () => {
-      await s.log.close();
-      await s.tdb.cleanup();
-    });
+    t.teardown(() => s.cleanup());
     const vopts = { vkey: s.log.vkey, signerKey: s.service.publicKey };
 
     const sep = await s.service.bundle({ ...SEP, actor: ACTOR, out: join(s.tdb.dir, 'sep.tar.gz') });
@@ -161,10 +104,7 @@ for (const kind of DB_KINDS) {
 
 test('sqlite: a download is recorded before the bytes are handed out; a changed period is a conflict, never a replacement', async (t) => {
   const s = await setup('sqlite', false);
-  t.teardown(async () => {
-    await s.log.close();
-    await s.tdb.cleanup();
-  });
+  t.teardown(() => s.cleanup());
   const sep = await s.service.bundle({ ...SEP, actor: ACTOR });
   const before = (await s.log.head()).size;
   const dl = await s.service.download(sep.row.bundleId, ACTOR, { address: '127.0.0.1' });
@@ -198,7 +138,7 @@ test('sqlite: a download is recorded before the bytes are handed out; a changed 
 test('CLI: auditgate bundle and verify-bundle; verify-bundle also runs as a bare subprocess with no database or configuration', async (t) => {
   const s = await setup('sqlite', true);
   await s.log.close();
-  t.teardown(() => s.tdb.cleanup());
+  t.teardown(() => s.cleanup());
   const out: string[] = [];
   const err: string[] = [];
   const io = { out: (l: string) => out.push(l), err: (l: string) => err.push(l), env: s.env, cwd: s.tdb.dir };
