@@ -39,6 +39,11 @@ export type AuthResult =
       retryAfterSeconds?: number;
       /** What was presented, for the refusal record (e.g. key id, issuer, subject) — never the secret. */
       attempted?: Partial<AuditActor>;
+      /**
+       * The verified identity, when the credential was good and the refusal is about permission
+       * or rate (403 role/scope, 429): the refusal record names it as its actor.
+       */
+      actor?: AuditActor;
     };
 
 /** Checks the credential on every request (and the rate limits: a 429 comes back as a refusal). */

@@ -71,7 +71,7 @@ test('the authenticator answers 429 with Retry-After and the actor for the recor
     ok: false,
     status: 429,
     retryAfterSeconds: 3600,
-    attempted: { subject: 'bot', key_id: record.id },
+    actor: { subject: 'bot', key_id: record.id },
   });
   // Bad credentials are refused as 401 before any bucket is touched.
   t.like(await auth.authenticate({ ...req, headers: {} }), { ok: false, status: 401 });

@@ -110,7 +110,7 @@ export function createAuthenticator(opts: AuthenticatorOptions): Authenticator {
       status: 429,
       message: r.message,
       retryAfterSeconds: r.retryAfterSeconds,
-      attempted: res.actor,
+      actor: res.actor,
     };
   };
 
@@ -126,7 +126,7 @@ export function createAuthenticator(opts: AuthenticatorOptions): Authenticator {
         'insufficient_scope',
         `the '${requiredRole}' role is required`,
       ),
-      attempted: res.actor,
+      actor: res.actor,
     };
   };
 

@@ -244,7 +244,7 @@ export const identityPlugin: Hapi.Plugin<IdentityPluginOptions> = {
           }
           const r = await opts.oidc.check(cred.value, apiResource);
           if (!r.ok) {
-            const who = r.attempted ? { attempted: r.attempted } : {};
+            const who = r.actor ? { actor: r.actor } : r.attempted ? { attempted: r.attempted } : {};
             if (r.status === 503)
               return h.unauthenticated(await refuse(request, Boom.serverUnavailable(r.message), who));
             if (r.status === 403)

@@ -88,6 +88,8 @@ export type JwtCheck =
       error: 'invalid_token' | 'insufficient_scope' | 'temporarily_unavailable';
       message: string;
       attempted?: Partial<AuditActor>;
+      /** The verified identity, when the token was good but not enough (missing scope). */
+      actor?: AuditActor;
       missingScopes?: string[];
     };
 
@@ -247,7 +249,7 @@ export class OidcVerifier implements BearerTokenVerifier {
         status: 403,
         error: 'insufficient_scope',
         message: `token lacks required scope: ${missing.join(' ')}`,
-        attempted: actor,
+        actor,
         missingScopes: cfg.requiredScopes,
       };
     }
@@ -317,7 +319,7 @@ export class OidcVerifier implements BearerTokenVerifier {
         wwwAuthenticate: bearerChallenge(req.resourceUrl, 'insufficient_scope', r.message, {
           scope: (r.missingScopes ?? []).join(' '),
         }),
-        ...(r.attempted ? { attempted: r.attempted } : {}),
+        ...(r.actor ? { actor: r.actor } : {}),
       };
     }
     if (r.status === 503) {
