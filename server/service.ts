@@ -14,6 +14,7 @@ import { VERSION } from './version.ts';
 import { mountGateway, type MountedGateway } from './mcp-gateway.ts';
 import { readConfigDocument } from './targets.ts';
 import { buildIdentity } from './auth/identity.ts';
+import { mountReports, type MountedReports } from './reports/mount.ts';
 
 export interface Service {
   config: Config;
@@ -24,6 +25,8 @@ export interface Service {
   readiness: Readiness;
   /** The MCP gateway on /mcp/{target}. */
   mcp: MountedGateway;
+  /** Reports, campaigns and the job scheduler (register jobs on reports.registry). */
+  reports: MountedReports;
   /** Base URL the service listens on (after start). */
   url: string;
   stop(): Promise<void>;
@@ -87,7 +90,22 @@ export async function startService(config: Config, opts: ServiceOptions = {}): P
     });
     for (const t of mcp.settings.targets) targetNames.add(t.name);
 
+    // Reports and the scheduler; a module with its own scheduled job registers it on
+    // reports.registry before reports.start().
+    const reports = await mountReports({
+      config,
+      server,
+      db,
+      log,
+      logger,
+      readiness,
+      apiKeys: identity.apiKeys,
+      targetNames: () => mcp?.settings.targets.map((t) => t.name) ?? [],
+    });
+    stoppers.push(() => reports.stop());
+
     await server.start();
+    await reports.start();
     const url = server.info.uri.replace('0.0.0.0', '127.0.0.1');
     logger.info({ url, version: VERSION, origin: config.log.origin, dataDir: config.dataDir }, 'auditgate started');
     return {
@@ -98,6 +116,7 @@ export async function startService(config: Config, opts: ServiceOptions = {}): P
       logger,
       readiness,
       mcp,
+      reports,
       url,
       async stop() {
         await server.stop({ timeout: 5_000 });
