@@ -2,38 +2,66 @@
 // against an independent recomputation (test/helpers/naive-tree.ts and a hand-written C2SP note
 // check below, no code shared with server/audit/), and every bad parameter gets a precise 400.
 import test from 'ava';
-import { createHash, createPublicKey, verify } from 'node:crypto';
+import { createHash, createPublicKey, randomBytes, verify } from 'node:crypto';
 import canonicalizeModule from 'canonicalize';
 import { Agent, fetch } from 'undici';
 import { DB_KINDS } from './helpers/db.ts';
 import { NaiveTree } from './helpers/naive-tree.ts';
-import { sampleRecord, startLogService, type LogService } from './helpers/log-service.ts';
+import { createApp } from '../server/app.ts';
+import { createLogger } from '../server/logger.ts';
+import { Readiness } from '../server/readiness.ts';
+import { auditorToken, sampleRecord, startLogService, type LogService } from './helpers/log-service.ts';
+import { createTestDb } from './helpers/db.ts';
+import { openKnexLog } from '../server/audit/knex-log.ts';
+import { signerFromSeed } from '../server/audit/note.ts';
+import { emptyCheckpointNote, logApiPlugin } from '../server/routes/log-api.ts';
 
 // The package is CommonJS (module.exports = fn); its typings describe an ESM default export.
 const canonicalize = canonicalizeModule as unknown as (value: unknown) => string | undefined;
 
 const N = 37;
 
+/**
+ * A running service whose log holds whatever the service wrote at start-up, then `count`
+ * sample records appended concurrently (batching must still give distinct, contiguous indices).
+ * `entries` are the expected bytes of every index below `size`: the start-up entries as the log
+ * returns them in-process, ours as the canonical JSON of what we appended.
+ */
 async function withLog(
   kind: (typeof DB_KINDS)[number],
   count: number,
-  t: { teardown(f: () => Promise<void>): void },
+  t: { teardown(f: () => Promise<void>): void; deepEqual(a: unknown, b: unknown, m?: string): void },
 ) {
   const h = await startLogService(kind);
   t.teardown(() => h.cleanup());
+  const log = h.service!.log;
+  const token = await auditorToken(h);
+  const base = (await log.head()).size;
+  const entries: Buffer[] = [];
+  for await (const e of log.entries(0, base)) entries.push(e.data);
   const records = Array.from({ length: count }, (_, i) => sampleRecord(i));
-  // Concurrent appends exercise batching; indices must still come back distinct and contiguous.
-  const indices = await Promise.all(records.map((r) => h.service!.log.append(r)));
-  return { h, records, indices };
+  const indices = await Promise.all(records.map((r) => log.append(r)));
+  t.deepEqual(
+    [...indices].sort((a, b) => a - b),
+    Array.from({ length: count }, (_, i) => base + i),
+    'indices are contiguous after the start-up entries',
+  );
+  indices.forEach((idx, i) => (entries[idx] = Buffer.from(canonicalize(records[i])!)));
+  const size = base + count;
+  return { h, token, base, size, entries, tree: new NaiveTree(entries) };
 }
 
 // A fresh connection per request: a reused keep-alive socket that the server closes at the same
 // moment (its 5 s idle timeout, reached on a loaded machine) fails with ECONNRESET.
 const noKeepAlive = new Agent({ pipelining: 0 });
 
-async function get(h: LogService, path: string) {
+/** GET on the service; `token` is the bearer credential /log/entries requires. */
+async function get(h: LogService, path: string, token?: string) {
   try {
-    return await fetch(`${h.url}${path}`, { dispatcher: noKeepAlive });
+    return await fetch(`${h.url}${path}`, {
+      dispatcher: noKeepAlive,
+      headers: token ? { authorization: `Bearer ${token}` } : {},
+    });
   } catch (err) {
     throw new Error(`GET ${path}: ${(err as Error).message}: ${String((err as Error).cause)}`);
   }
@@ -77,11 +105,7 @@ const b64 = (bs: Buffer[]): string[] => bs.map((b) => b.toString('base64'));
 
 for (const kind of DB_KINDS) {
   test(`${kind}: checkpoint and vkey verify by hand and commit to the naive root`, async (t) => {
-    const { h, records, indices } = await withLog(kind, N, t);
-    t.deepEqual(
-      [...indices].sort((a, b) => a - b),
-      [...Array(N).keys()],
-    );
+    const { h, size, tree } = await withLog(kind, N, t);
     await h.service!.log.checkpoint();
     const vres = await get(h, '/log/vkey');
     t.is(vres.status, 200);
@@ -93,55 +117,51 @@ for (const kind of DB_KINDS) {
     t.is(cres.headers.get('content-type'), 'text/plain; charset=utf-8');
     const cp = checkNoteByHand(await cres.text(), vkey);
     t.is(cp.origin, h.origin);
-    t.is(cp.size, N);
-    // Entries are the canonical bytes of the records, in index order.
-    const byIndex = new Array<Buffer>(N);
-    indices.forEach((idx, i) => (byIndex[idx] = Buffer.from(canonicalize(records[i])!)));
-    t.deepEqual(cp.root, new NaiveTree(byIndex).root(N));
+    t.is(cp.size, size);
+    t.deepEqual(cp.root, tree.root(size));
   });
 
   test(`${kind}: proofs, entries and stored hashes equal the naive tree's`, async (t) => {
-    const { h, records, indices } = await withLog(kind, N, t);
-    const entries = new Array<Buffer>(N);
-    indices.forEach((idx, i) => (entries[idx] = Buffer.from(canonicalize(records[i])!)));
-    const tree = new NaiveTree(entries);
+    const { h, token, size, entries, tree } = await withLog(kind, N, t);
+    const lines = (from: number, to: number) =>
+      Buffer.concat(entries.slice(from, to).flatMap((e) => [e, Buffer.from('\n')]));
 
     // Entries: the whole range, streamed as exact canonical bytes + "\n".
-    const eres = await get(h, `/log/entries?start=0&end=${N}`);
+    const eres = await get(h, `/log/entries?start=0&end=${size}`, token);
     t.is(eres.status, 200);
     t.is(eres.headers.get('content-type'), 'application/x-ndjson');
     const body = Buffer.from(await eres.arrayBuffer());
-    t.deepEqual(body, Buffer.concat(entries.flatMap((e) => [e, Buffer.from('\n')])));
-    const lines = body.toString('utf8').split('\n').slice(0, -1);
-    lines.forEach((l, i) => {
-      const lh = createHash('sha256')
-        .update(Buffer.from([0]))
-        .update(Buffer.from(l, 'utf8'))
-        .digest();
-      t.deepEqual(lh, tree.leaves[i], `leaf hash of line ${i}`);
-    });
+    t.deepEqual(body, lines(0, size));
+    body
+      .toString('utf8')
+      .split('\n')
+      .slice(0, -1)
+      .forEach((l, i) => {
+        const lh = createHash('sha256')
+          .update(Buffer.from([0]))
+          .update(Buffer.from(l, 'utf8'))
+          .digest();
+        t.deepEqual(lh, tree.leaves[i], `leaf hash of line ${i}`);
+      });
     // Sub-ranges and the empty range.
     for (const [a, b] of [
       [0, 1],
       [5, 17],
-      [36, 37],
+      [size - 1, size],
       [12, 12],
     ] as const) {
-      const r = await get(h, `/log/entries?start=${a}&end=${b}`);
+      const r = await get(h, `/log/entries?start=${a}&end=${b}`, token);
       t.is(r.status, 200);
-      t.deepEqual(
-        Buffer.from(await r.arrayBuffer()),
-        Buffer.concat(entries.slice(a, b).flatMap((e) => [e, Buffer.from('\n')])),
-      );
+      t.deepEqual(Buffer.from(await r.arrayBuffer()), lines(a, b));
     }
 
     // Stored hashes: every row, every position.
-    const hres = await get(h, `/log/hashes?start=0&end=${N}`);
+    const hres = await get(h, `/log/hashes?start=0&end=${size}`);
     t.is(hres.status, 200);
     t.is(hres.headers.get('content-type'), 'application/x-ndjson');
     const rows = (await hres.text()).split('\n');
     t.is(rows.pop(), '');
-    t.is(rows.length, N);
+    t.is(rows.length, size);
     rows.forEach((line, i) =>
       t.deepEqual(JSON.parse(line), { index: i, hashes: b64(tree.storedRow(i)) }, `row ${i}`),
     );
@@ -159,44 +179,68 @@ for (const kind of DB_KINDS) {
       t.is(r.headers['content-type'], 'application/json; charset=utf-8');
       return JSON.parse(r.payload) as unknown;
     };
-    for (let size = 1; size <= N; size++) {
-      for (let index = 0; index < size; index++) {
-        const got = await inject(`/log/proof/inclusion?index=${index}&size=${size}`);
+    for (let n = 1; n <= size; n++) {
+      for (let index = 0; index < n; index++) {
+        const got = await inject(`/log/proof/inclusion?index=${index}&size=${n}`);
         t.deepEqual(
           got,
-          { index, size, hashes: b64(tree.inclusion(index, size)) },
-          `inclusion ${index}/${size}`,
+          { index, size: n, hashes: b64(tree.inclusion(index, n)) },
+          `inclusion ${index}/${n}`,
         );
       }
-      for (let old = 1; old <= size; old++) {
-        const got = await inject(`/log/proof/consistency?old=${old}&new=${size}`);
-        t.deepEqual(
-          got,
-          { old, new: size, hashes: b64(tree.consistency(old, size)) },
-          `consistency ${old}→${size}`,
-        );
+      for (let old = 1; old <= n; old++) {
+        const got = await inject(`/log/proof/consistency?old=${old}&new=${n}`);
+        t.deepEqual(got, { old, new: n, hashes: b64(tree.consistency(old, n)) }, `consistency ${old}→${n}`);
       }
     }
-    for (const [index, size] of [
+    for (const [index, n] of [
       [0, 1],
       [13, 37],
-      [36, 37],
+      [36, size],
     ] as const) {
-      const r = await get(h, `/log/proof/inclusion?index=${index}&size=${size}`);
+      const r = await get(h, `/log/proof/inclusion?index=${index}&size=${n}`);
       t.is(r.status, 200);
-      t.deepEqual(await r.json(), { index, size, hashes: b64(tree.inclusion(index, size)) });
+      t.deepEqual(await r.json(), { index, size: n, hashes: b64(tree.inclusion(index, n)) });
     }
-    const rc = await get(h, `/log/proof/consistency?old=11&new=37`);
-    t.deepEqual(await rc.json(), { old: 11, new: 37, hashes: b64(tree.consistency(11, 37)) });
+    const rc = await get(h, `/log/proof/consistency?old=11&new=${size}`);
+    t.deepEqual(await rc.json(), { old: 11, new: size, hashes: b64(tree.consistency(11, size)) });
   });
 
   test(`${kind}: an empty log serves a size-0 checkpoint and empty ranges`, async (t) => {
-    const h = await startLogService(kind);
-    t.teardown(() => h.cleanup());
+    // The plugin on its own over a fresh log, so nothing a service writes at start-up interferes.
+    const tdb = await createTestDb(kind);
+    t.teardown(() => tdb.cleanup());
+    const origin = `auditgate.test/empty-${randomBytes(4).toString('hex')}`;
+    const signer = signerFromSeed(origin, randomBytes(32));
+    const log = await openKnexLog(tdb.db, {
+      origin,
+      signer,
+      batchMaxSize: 16,
+      batchMaxDelayMs: 1,
+      checkpointIntervalMs: 86_400_000,
+      checkpointTimer: false,
+    });
+    t.teardown(() => log.close());
+    // createApp: the service's error mapping (LogRangeError → 400) without the rest of the service.
+    const server = await createApp({
+      host: '127.0.0.1',
+      port: 0,
+      logger: createLogger('silent'),
+      readiness: new Readiness(),
+    });
+    await server.register({
+      plugin: logApiPlugin,
+      options: { log, emptyCheckpoint: emptyCheckpointNote(origin, signer) },
+    });
+    await server.start();
+    t.teardown(() => server.stop());
+    const h = { url: server.info.uri } as LogService;
+
     const vkey = (await (await get(h, '/log/vkey')).text()).trim();
     const res = await get(h, '/log/checkpoint');
     t.is(res.status, 200);
     const cp = checkNoteByHand(await res.text(), vkey);
+    t.is(cp.origin, origin);
     t.is(cp.size, 0);
     t.deepEqual(cp.root, createHash('sha256').digest());
     for (const route of ['entries', 'hashes']) {
@@ -207,10 +251,15 @@ for (const kind of DB_KINDS) {
     const r = await get(h, '/log/proof/inclusion?index=0&size=1');
     t.is(r.status, 400);
     t.regex(((await r.json()) as { message: string }).message, /size 1 is beyond the committed tree size 0/);
+    // The first entry replaces the empty checkpoint with a signed one of size 1.
+    await log.append(sampleRecord(0));
+    const grown = checkNoteByHand(await (await get(h, '/log/checkpoint')).text(), vkey);
+    t.is(grown.size, 1);
   });
 
   test(`${kind}: every bad parameter is a 400 with a precise message`, async (t) => {
-    const { h } = await withLog(kind, 10, t);
+    const { h, token, size } = await withLog(kind, 10, t);
+    const far = size + 5000;
     const cases: Array<[string, RegExp]> = [
       ['/log/proof/inclusion?size=5', /missing parameter 'index'/],
       ['/log/proof/inclusion?index=1', /missing parameter 'size'/],
@@ -232,11 +281,17 @@ for (const kind of DB_KINDS) {
       ['/log/proof/inclusion?index=5&size=5', /index 5 must be less than size 5/],
       ['/log/proof/inclusion?index=7&size=5', /index 7 must be less than size 5/],
       ['/log/proof/inclusion?index=0&size=0', /index 0 must be less than size 0/],
-      ['/log/proof/inclusion?index=0&size=11', /size 11 is beyond the committed tree size 10/],
+      [
+        `/log/proof/inclusion?index=0&size=${size + 1}`,
+        new RegExp(`size ${size + 1} is beyond the committed tree size ${size}$`),
+      ],
       ['/log/proof/consistency?old=0&new=5', /old must be at least 1/],
       ['/log/proof/consistency?old=0&new=0', /old must be at least 1/],
       ['/log/proof/consistency?old=6&new=5', /old 6 is greater than new 5/],
-      ['/log/proof/consistency?old=3&new=11', /new 11 is beyond the committed tree size 10/],
+      [
+        `/log/proof/consistency?old=3&new=${size + 1}`,
+        new RegExp(`new ${size + 1} is beyond the committed tree size ${size}$`),
+      ],
       ['/log/proof/consistency?old=3', /missing parameter 'new'/],
       ['/log/proof/consistency?new=3', /missing parameter 'old'/],
       ['/log/proof/consistency?old=-3&new=5', /'old' must be/],
@@ -247,14 +302,18 @@ for (const kind of DB_KINDS) {
         [`/log/${r}?start=-1&end=3`, /'start' must be/],
         [`/log/${r}?start=0&end=3abc`, /'end' must be/],
         [`/log/${r}?start=5&end=3`, /start 5 is greater than end 3/],
-        [`/log/${r}?start=0&end=11`, /end 11 is beyond the committed tree size 10/],
-        [`/log/${r}?start=11&end=11`, /end 11 is beyond the committed tree size 10/],
+        // Each authorised read of entries is itself appended (audit.read), so the size moves on.
+        [`/log/${r}?start=0&end=${far}`, new RegExp(`end ${far} is beyond the committed tree size \\d+$`)],
+        [
+          `/log/${r}?start=${far}&end=${far}`,
+          new RegExp(`end ${far} is beyond the committed tree size \\d+$`),
+        ],
         [`/log/${r}?start=0&end=10001`, /at most 10000 per request/],
         [`/log/${r}?start=0&end=3&limit=2`, /unknown parameter 'limit'/],
       ]),
     ];
     for (const [path, message] of cases) {
-      const r = await get(h, path);
+      const r = await get(h, path, token);
       t.is(r.status, 400, path);
       t.is(r.headers.get('content-type'), 'application/json; charset=utf-8', path);
       const body = (await r.json()) as { error: string; message: string };
@@ -262,8 +321,9 @@ for (const kind of DB_KINDS) {
       t.regex(body.message, message, path);
     }
     // The boundaries themselves are fine.
-    t.is((await get(h, '/log/proof/inclusion?index=9&size=10')).status, 200);
-    t.is((await get(h, '/log/proof/consistency?old=10&new=10')).status, 200);
-    t.is((await get(h, '/log/entries?start=10&end=10')).status, 200);
+    t.is((await get(h, `/log/proof/inclusion?index=${size - 1}&size=${size}`)).status, 200);
+    t.is((await get(h, `/log/proof/consistency?old=${size}&new=${size}`)).status, 200);
+    t.is((await get(h, `/log/entries?start=${size}&end=${size}`, token)).status, 200);
+    t.is((await get(h, `/log/hashes?start=${size}&end=${size}`)).status, 200);
   });
 }

@@ -41,6 +41,11 @@ export interface RemoteVerifyOptions {
   vkey?: string;
   /** The state remembered by the previous successful run. */
   state?: TrustedState;
+  /**
+   * Bearer credential (an API key or a token of an auditor) for /log/entries, which serves audit
+   * data; the other routes are public. Sent only to this URL (redirects are refused).
+   */
+  token?: string;
   /** Entries per request (at most the server's cap, 10,000). */
   pageSize?: number;
   fetch?: typeof fetch;
@@ -78,10 +83,12 @@ function hashFromB64(s: unknown): Buffer | undefined {
 class LogClient {
   readonly #base: string;
   readonly #fetch: typeof fetch;
+  readonly #token: string | undefined;
 
-  constructor(url: string, fetchImpl: typeof fetch) {
+  constructor(url: string, fetchImpl: typeof fetch, token?: string) {
     this.#base = url.replace(/\/+$/, '');
     this.#fetch = fetchImpl;
+    this.#token = token;
   }
 
   async #get(path: string, accept: string): Promise<Response> {
@@ -91,7 +98,9 @@ class LogClient {
     // was reused (ECONNRESET before any response).
     for (let attempt = 1; !res; attempt++) {
       try {
-        res = await this.#fetch(url, { headers: { accept }, redirect: 'error' });
+        const headers: Record<string, string> = { accept };
+        if (this.#token) headers.authorization = `Bearer ${this.#token}`;
+        res = await this.#fetch(url, { headers, redirect: 'error' });
       } catch (err) {
         if (attempt >= 2)
           throw new FetchError(`GET ${url}: ${(err as Error).cause ?? (err as Error).message}`);
@@ -106,7 +115,13 @@ class LogClient {
       } catch {
         // not JSON: keep the text
       }
-      throw new FetchError(`GET ${path}: HTTP ${res.status}${message ? `: ${message}` : ''}`);
+      const hint =
+        res.status === 401 || res.status === 403
+          ? this.#token
+            ? ' (the credential was refused or lacks the auditor role)'
+            : ' (entries are audit data: pass an auditor API key in AUDITGATE_TOKEN or --token-file)'
+          : '';
+      throw new FetchError(`GET ${path}: HTTP ${res.status}${message ? `: ${message}` : ''}${hint}`);
     }
     return res;
   }
@@ -217,7 +232,7 @@ export async function verifyRemoteLog(opts: RemoteVerifyOptions): Promise<Remote
     opts.report?.(line);
   };
   const result = (): RemoteVerifyResult => ({ ok: !lines.some((l) => l.status === 'FAIL'), lines });
-  const client = new LogClient(opts.url, opts.fetch ?? fetch);
+  const client = new LogClient(opts.url, opts.fetch ?? fetch, opts.token);
   const pageSize = opts.pageSize ?? DEFAULT_PAGE_SIZE;
   if (!Number.isSafeInteger(pageSize) || pageSize < 1)
     throw new RangeError(`page size must be ≥ 1, got ${pageSize}`);

@@ -7,7 +7,9 @@ import { parseVerifierKey } from '../audit/note.ts';
 import { DEFAULT_PAGE_SIZE, verifyRemoteLog, type TrustedState } from '../audit/verify-remote.ts';
 import { parseFlags, type Command } from './command.ts';
 
-const USAGE = 'auditgate verify-log [--url URL] [--vkey FILE|STRING] [--state FILE] [--page-size N]';
+const USAGE =
+  'auditgate verify-log [--url URL] [--vkey FILE|STRING] [--state FILE] [--token-file FILE] [--page-size N]\n' +
+  '  (the bearer credential for /log/entries comes from --token-file or AUDITGATE_TOKEN, never the command line)';
 
 /** --vkey takes the key line itself or a file holding it. */
 function readVkey(value: string, cwd: string): string {
@@ -65,6 +67,7 @@ export const command: Command = {
       vkey: { type: 'string' },
       state: { type: 'string' },
       'page-size': { type: 'string' },
+      'token-file': { type: 'string' },
     });
     const url = values.url ?? 'http://127.0.0.1:8080';
     try {
@@ -83,6 +86,13 @@ export const command: Command = {
       }
     }
     const vkey = values.vkey !== undefined ? readVkey(values.vkey, io.cwd) : undefined;
+    let token = io.env.AUDITGATE_TOKEN?.trim() || undefined;
+    if (values['token-file'] !== undefined) {
+      const file = resolve(io.cwd, values['token-file']);
+      if (!existsSync(file)) throw new UsageError(`--token-file: ${file} does not exist`);
+      token = readFileSync(file, 'utf8').trim();
+      if (!token) throw new UsageError(`--token-file: ${file} is empty`);
+    }
     const stateFile = values.state !== undefined ? resolve(io.cwd, values.state) : undefined;
     let state: TrustedState | undefined;
     if (stateFile) {
@@ -98,6 +108,7 @@ export const command: Command = {
       url,
       vkey,
       state,
+      token,
       pageSize,
       report: (l) => io.out(`${l.status} ${l.check}: ${l.detail}`),
     });

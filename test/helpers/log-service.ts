@@ -6,6 +6,7 @@ import { loadConfig } from '../../server/config.ts';
 import { createLogger } from '../../server/logger.ts';
 import { startService, type Service } from '../../server/service.ts';
 import { createTestDb, type DbKind, type TestDb } from './db.ts';
+import { ApiKeyStore } from '../../server/auth/api-keys.ts';
 
 export interface LogService {
   tdb: TestDb;
@@ -76,4 +77,14 @@ export function sampleRecord(i: number, tag = 'test'): Record<string, unknown> {
     actor: { subject: `user-${i % 7}`, auth_method: 'local' },
     detail: { tag, i, note: 'é✓ "quoted" \\ '.repeat(i % 4), nested: { z: i, a: [i, i * 2] } },
   };
+}
+
+/** A fresh API key for the running service (default role auditor: may read /log/entries). */
+export async function auditorToken(h: LogService, roles: string[] = ['auditor']): Promise<string> {
+  const { key } = await new ApiKeyStore(h.service!.db).create({
+    subject: `test-${roles.join('-')}`,
+    roles,
+    createdBy: 'test',
+  });
+  return key;
 }
