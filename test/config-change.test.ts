@@ -74,6 +74,7 @@ for (const kind of DB_KINDS) {
       third.map((r) => [r.detail!.kind, r.detail!.action]),
       [
         ['policy', 'update'],
+        ['identity', 'load'],
         ['rate_limits', 'load'],
       ],
     );
