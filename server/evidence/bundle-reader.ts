@@ -32,6 +32,9 @@ export interface ReadHooks {
   onFile?: (file: FileSeen) => void;
 }
 
+// zlib's default 16 KiB output chunks make inflating a large bundle several times slower.
+const GUNZIP_CHUNK = 256 * 1024;
+
 /** Larger non-streamed files are refused rather than buffered: a bundle is not a memory bomb. */
 const MAX_KEPT_FILE = 512 * 1024 * 1024;
 
@@ -84,7 +87,7 @@ async function readArchive(file: string, hooks: ReadHooks): Promise<FileSeen[]> 
   })();
   // A refused member must stop the whole pipeline, not leave it waiting for a reader.
   reading.catch((err) => extract.destroy(err));
-  await Promise.all([pipeline(createReadStream(file, { highWaterMark: 1 << 20 }), createGunzip(), extract), reading]);
+  await Promise.all([pipeline(createReadStream(file, { highWaterMark: 1 << 20 }), createGunzip({ chunkSize: GUNZIP_CHUNK }), extract), reading]);
   for (const d of dirs) {
     if (seen.has(d)) throw new BundleFormatError(`${d} is both a file and a directory`);
   }

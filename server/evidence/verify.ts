@@ -3,7 +3,7 @@
 // copies are used and a WARN line says so. Every check yields one PASS/FAIL/SKIP/WARN line naming
 // what it covered or what failed. Needs nothing but Node: no database, no server.
 import { createHash, createPublicKey, verify as cryptoVerify, type KeyObject } from 'node:crypto';
-import { Frontier, completeSubtrees, foldSubtrees, verifyConsistency } from '../audit/merkle.ts';
+import { completeSubtrees, foldSubtrees, verifyConsistency } from '../audit/merkle.ts';
 import { openNote, parseCheckpoint, parseVerifierKey } from '../audit/note.ts';
 import { BUNDLE_FORMAT, DEFAULT_NAMESPACE, PATHS, isManifestFile } from '../../reports/evidence/layout.ts';
 import { parseManifest } from '../../reports/evidence/manifest.ts';
@@ -95,7 +95,7 @@ function parseBundleJson(content: Buffer | undefined): BundleJson {
 }
 
 /** Start state from the compact-range file, checked for shape only (the root is compared later). */
-function parseCompactRange(content: Buffer): { size: number; frontier: Frontier; root: Buffer } {
+function parseCompactRange(content: Buffer): { size: number; hashes: Buffer[]; root: Buffer } {
   const j = JSON.parse(content.toString('utf8')) as {
     tree_size: unknown;
     root: unknown;
@@ -113,7 +113,7 @@ function parseCompactRange(content: Buffer): { size: number; frontier: Frontier;
     }
     return hashFromB64(s.hash, `subtree ${i} hash`);
   });
-  return { size: j.tree_size, frontier: new Frontier(j.tree_size, hashes), root: foldSubtrees(hashes) };
+  return { size: j.tree_size, hashes, root: foldSubtrees(hashes) };
 }
 
 function parseWithin(content: Buffer): Array<{ size: number; note: string }> {
@@ -162,7 +162,10 @@ export async function verifyBundle(path: string, opts: VerifyBundleOptions = {})
       onFile: (f) => {
         // Only shapes how records are hashed; whether any of it is true is decided below.
         try {
-          if (f.path === PATHS.compactRange) checker.start(parseCompactRange(f.content!).frontier);
+          if (f.path === PATHS.compactRange) {
+            const cr = parseCompactRange(f.content!);
+            checker.start(cr.size, cr.hashes);
+          }
           if (f.path === PATHS.checkpointsWithin) checker.watch(parseWithin(f.content!).map((c) => c.size));
         } catch (err) {
           shapeProblems.push(`${f.path}: ${msg(err)}`);
