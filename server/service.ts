@@ -14,6 +14,8 @@ import { VERSION } from './version.ts';
 import { mountGateway, type MountedGateway } from './mcp-gateway.ts';
 import { readConfigDocument } from './targets.ts';
 import { buildIdentity } from './auth/identity.ts';
+import { STRATEGY } from './auth/hapi-auth.ts';
+import { AUDIT_READ_ROLES } from './auth/roles.ts';
 import { mountReports, type MountedReports } from './reports/mount.ts';
 
 export interface Service {
@@ -77,7 +79,15 @@ export async function startService(config: Config, opts: ServiceOptions = {}): P
     await identity.register(server, { sink: log, targetExists: (name) => targetNames.has(name) });
     await server.register({
       plugin: logApiPlugin,
-      options: { log, emptyCheckpoint: emptyCheckpointNote(config.log.origin, signer) },
+      options: {
+        log,
+        emptyCheckpoint: emptyCheckpointNote(config.log.origin, signer),
+        // The entries are audit data: auditor, compliance or admin only, and each read is itself logged.
+        entriesRoute: {
+          auth: { strategy: STRATEGY, access: { scope: [...AUDIT_READ_ROLES] } },
+          plugins: { auditgate: { event: 'audit.read', what: 'log entries' } },
+        },
+      },
     });
     const mcp = await mountGateway({
       config,

@@ -196,3 +196,35 @@ test('rate limit per identity: 429 with Retry-After, recorded', async (t) => {
   t.like(r, { actor: { subject: 'ci-agent' }, mcp: { http_status: 429 } });
   t.regex(r!.outcome!.reason!, /rate limit exceeded for ci-agent: 3 requests per 1h/);
 });
+
+test('GET /log/entries on the service: auditors only, every read and refusal recorded', async (t) => {
+  const s = await svc(t);
+  const keys = new ApiKeyStore(s.service.db);
+  const auditor = (await keys.create({ subject: 'eve', roles: ['auditor'], createdBy: 't' })).key;
+  const agent = (await keys.create({ subject: 'bot', roles: ['agent'], createdBy: 't' })).key;
+  // The service's own start-up entries (config.change for this test's configuration) are there to read.
+  const entries = (key?: string) =>
+    fetch(`${s.url}/log/entries?start=0&end=1`, { headers: key ? { authorization: `Bearer ${key}` } : {} });
+  const anon = await entries();
+  t.is(anon.status, 401);
+  t.regex(anon.headers.get('www-authenticate') ?? '', /resource_metadata=/);
+  t.is((await entries(agent)).status, 403);
+  const ok = await entries(auditor);
+  t.is(ok.status, 200);
+  t.regex(await ok.text(), /^\{"actor":.*"event":"config\.change".*\}\n$/);
+  t.is(
+    (await fetch(`${s.url}/log/checkpoint`)).status,
+    200,
+    'checkpoints and proofs stay public: they hold hashes only',
+  );
+  const reads = (await s.records()).filter((r) => r.event === 'audit.read');
+  t.deepEqual(
+    reads.map((r) => [r.outcome?.decision, r.actor?.subject ?? null]),
+    [
+      ['deny', null],
+      ['deny', 'bot'],
+      ['allow', 'eve'],
+    ],
+  );
+  t.like(reads[2]!.detail, { what: 'log entries', query: { start: '0', end: '1' } });
+});
