@@ -26,8 +26,13 @@ const isPg = (knex: Knex): boolean => (knex.client.config as Knex.Config).client
 export async function up(knex: Knex): Promise<void> {
   const pg = isPg(knex);
 
+  // Index columns: bigint on PostgreSQL; on SQLite "integer" makes the primary key the rowid
+  // itself (SQLite integers are 64-bit anyway), so a row is one B-tree entry instead of two.
+  const indexColumn = (t: Knex.CreateTableBuilder, name: string) =>
+    (pg ? t.bigInteger(name) : t.integer(name)).primary();
+
   await knex.schema.createTable('log_entries', (t) => {
-    t.bigInteger('idx').primary();
+    indexColumn(t, 'idx');
     t.binary('data').notNullable();
     t.binary('hashes').notNullable();
   });
@@ -50,7 +55,7 @@ export async function up(knex: Knex): Promise<void> {
   });
 
   await knex.schema.createTable('log_checkpoints', (t) => {
-    t.bigInteger('size').primary();
+    indexColumn(t, 'size');
     t.binary('root').notNullable();
     t.text('note').notNullable();
     t.timestamp('signed_at', { useTz: true }).notNullable();
@@ -60,7 +65,7 @@ export async function up(knex: Knex): Promise<void> {
   // ts: timestamptz on PostgreSQL; on SQLite the record's own ISO-8601 UTC text with six
   // fractional digits, so text order is time order. Compare it with ISO strings on both.
   await knex.schema.createTable('audit_events', (t) => {
-    t.bigInteger('idx').primary();
+    indexColumn(t, 'idx');
     t.timestamp('ts', { useTz: true, precision: 6 }).nullable();
     for (const c of [
       'event',

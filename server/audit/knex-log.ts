@@ -14,7 +14,6 @@
 // Checkpoints are signed only from committed state, only after the state root is recomputed
 // from stored hashes and a consistency proof from the previous signed checkpoint verifies.
 import canonicalizeModule from 'canonicalize';
-import type { Knex } from 'knex';
 import type { Db } from '../db.ts';
 import type { Logger } from '../logger.ts';
 import {
@@ -39,6 +38,7 @@ import {
 } from './log.ts';
 import { LogCorruptError, LogStore, type CheckpointRow } from './log-store.ts';
 import { auditEventFields, type AuditEventFields } from './audit-events.ts';
+import { batchWriter, type BatchWriter } from './log-writer.ts';
 import {
   Findings,
   checkpointOpener,
@@ -81,7 +81,8 @@ interface Pending {
   fields: AuditEventFields | undefined;
   resolve: (index: number) => void;
   reject: (err: Error) => void;
-  timer: NodeJS.Timeout;
+  /** performance.now() after which the caller is told the log is unavailable. */
+  deadline: number;
   settled: boolean;
 }
 
@@ -89,9 +90,6 @@ interface Pending {
 class CasConflict extends Error {}
 
 const MAX_CAS_ATTEMPTS = 50;
-// Keeps a multi-row INSERT well under PostgreSQL's 65,535 and SQLite's 32,766 bind parameters.
-const EVENT_ROWS_PER_INSERT = 1000;
-const ENTRY_ROWS_PER_INSERT = 5000;
 const hex = (b: Uint8Array): string => Buffer.from(b).toString('hex');
 
 export interface BatchStats {
@@ -108,6 +106,7 @@ export class KnexLog implements AuditLog {
   readonly stats: BatchStats = { batches: 0, entries: 0, casConflicts: 0 };
 
   readonly #db: Db;
+  readonly #writer: BatchWriter;
   readonly #opts: Required<Omit<KnexLogOptions, 'logger'>> & { logger?: Logger };
   readonly #open: CheckpointOpener;
   /** Committed tree as of this process's last commit or reload. */
@@ -115,6 +114,9 @@ export class KnexLog implements AuditLog {
   #root: Buffer = Buffer.from(EMPTY_ROOT);
   #queue: Pending[] = [];
   #flushTimer: NodeJS.Timeout | undefined;
+  #deadlineTimer: NodeJS.Timeout | undefined;
+  /** The batch being committed (for the deadline sweep). */
+  #committing: Pending[] = [];
   #inFlight: Promise<void> | undefined;
   #problems: string[] = [];
   #checkedSize = 0;
@@ -133,6 +135,7 @@ export class KnexLog implements AuditLog {
       throw new RangeError('batchMaxSize must be ≥ 1');
     this.#db = db;
     this.store = new LogStore(db);
+    this.#writer = batchWriter(db);
     this.origin = opts.origin;
     this.#opts = {
       checkpointTimer: true,
@@ -237,18 +240,10 @@ export class KnexLog implements AuditLog {
         resolve,
         reject,
         settled: false,
-        timer: setTimeout(() => {
-          this.#settle(
-            p,
-            new LogUnavailableError(
-              `audit log append not committed within ${this.#opts.appendTimeoutMs} ms: database unavailable`,
-            ),
-          );
-          const i = this.#queue.indexOf(p);
-          if (i >= 0) this.#queue.splice(i, 1);
-        }, this.#opts.appendTimeoutMs),
+        deadline: performance.now() + this.#opts.appendTimeoutMs,
       };
       this.#queue.push(p);
+      this.#watchDeadlines();
       this.#schedule();
     });
   }
@@ -256,9 +251,38 @@ export class KnexLog implements AuditLog {
   #settle(p: Pending, result: number | Error): void {
     if (p.settled) return;
     p.settled = true;
-    clearTimeout(p.timer);
     if (typeof result === 'number') p.resolve(result);
     else p.reject(result);
+  }
+
+  /**
+   * Appends that are not committed by their deadline are rejected, whether still queued or in a
+   * batch that hangs. One sweeping timer while anything is pending: a timer per append costs
+   * more than the rest of the append's bookkeeping.
+   */
+  #watchDeadlines(): void {
+    if (this.#deadlineTimer) return;
+    const every = Math.max(5, Math.min(250, this.#opts.appendTimeoutMs / 4));
+    this.#deadlineTimer = setInterval(() => {
+      const now = performance.now();
+      const late = (p: Pending) => !p.settled && p.deadline <= now;
+      const timeout = () =>
+        new LogUnavailableError(
+          `audit log append not committed within ${this.#opts.appendTimeoutMs} ms: database unavailable`,
+        );
+      for (const p of this.#committing) if (late(p)) this.#settle(p, timeout());
+      if (this.#queue.some(late)) {
+        this.#queue = this.#queue.filter((p) => {
+          if (!late(p)) return true;
+          this.#settle(p, timeout());
+          return false;
+        });
+      }
+      if (this.#queue.length === 0 && !this.#inFlight) {
+        clearInterval(this.#deadlineTimer);
+        this.#deadlineTimer = undefined;
+      }
+    }, every);
   }
 
   #schedule(): void {
@@ -281,8 +305,10 @@ export class KnexLog implements AuditLog {
     // batch: "not acknowledged" never promises "not written".
     const batch = this.#queue.splice(0, this.#opts.batchMaxSize);
     if (batch.length === 0) return;
+    this.#committing = batch;
     this.#inFlight = this.#commit(batch).finally(() => {
       this.#inFlight = undefined;
+      this.#committing = [];
       // Whatever queued during the commit has waited long enough: go at once, but through the
       // event loop. better-sqlite3 is synchronous, so a commit can complete without yielding and
       // back-to-back batches would otherwise starve timers and I/O.
@@ -322,26 +348,23 @@ export class KnexLog implements AuditLog {
   /** One transaction: CAS the state row, insert entries and index rows. Returns the first index. */
   async #commitOnce(batch: Pending[]): Promise<number> {
     const base = this.#frontier;
-    const baseRoot = this.#root;
     const next = base.clone();
     const entries = batch.map((p) => {
       const idx = next.size;
       return { idx, data: p.data, hashes: Buffer.concat(next.append(p.leaf)) };
     });
     const root = next.root();
-    await this.#db.transaction(async (trx) => {
-      // First statement, so on PostgreSQL the row lock orders concurrent writers and on SQLite
-      // the write lock is taken before anything is read.
-      const moved = await trx('log_state')
-        .where({ id: 1, size: base.size, root: baseRoot })
-        .update({ size: next.size, root, updated_at: new Date().toISOString() });
-      if (moved !== 1) throw new CasConflict();
-      await insertChunked(trx, 'log_entries', entries, ENTRY_ROWS_PER_INSERT);
-      if (this.#opts.indexEvents) {
-        const rows = batch.map((p, i) => ({ idx: base.size + i, ...p.fields! }));
-        await insertChunked(trx, 'audit_events', rows, EVENT_ROWS_PER_INSERT);
-      }
+    const moved = await this.#writer.write({
+      oldSize: base.size,
+      oldRoot: this.#root,
+      newSize: next.size,
+      newRoot: root,
+      entries,
+      events: this.#opts.indexEvents
+        ? batch.map((p, i) => ({ idx: base.size + i, ...p.fields! }))
+        : undefined,
     });
+    if (!moved) throw new CasConflict();
     this.#frontier = next;
     this.#root = root;
     return base.size;
@@ -541,6 +564,8 @@ export class KnexLog implements AuditLog {
       if (!this.#inFlight) this.#startBatch();
       await this.#inFlight;
     }
+    clearInterval(this.#deadlineTimer);
+    this.#deadlineTimer = undefined;
     await this.#checkpointRun?.catch(() => {});
   }
 }
@@ -556,15 +581,6 @@ function checkInt(what: string, v: number, min: number): void {
 
 function unavailable(message: string, cause: unknown): LogUnavailableError {
   return new LogUnavailableError(`${message}: ${(cause as Error)?.message ?? String(cause)}`, { cause });
-}
-
-async function insertChunked(
-  trx: Knex.Transaction,
-  table: string,
-  rows: object[],
-  chunk: number,
-): Promise<void> {
-  for (let i = 0; i < rows.length; i += chunk) await trx(table).insert(rows.slice(i, i + chunk));
 }
 
 /**
