@@ -440,9 +440,13 @@ async function scanLog(
         hashProblem.note(end, `the server sent more than ${end - start} hash rows for ${start}..${end}`);
     } catch (err) {
       const e = err as Error;
-      const why = e instanceof FetchError ? e.message : `the response broke off: ${e.cause ?? e.message}`;
-      fetchIndex = i;
-      fetchProblem = `first bad index ${i}: ${why} (reading the page ${start}..${end})`;
+      if (e instanceof FetchError) {
+        // The page was refused as a whole (credential, range, server error): no index is at fault.
+        fetchProblem = e.message;
+      } else {
+        fetchIndex = i;
+        fetchProblem = `first bad index ${i}: the response broke off: ${e.cause ?? e.message} (reading the page ${start}..${end})`;
+      }
       break;
     } finally {
       await entries?.close().catch(() => {});
@@ -455,9 +459,14 @@ async function scanLog(
   else if (entryProblem.found) emit('FAIL', 'entries', entryProblem.describe());
   else emit('PASS', 'entries', `${cp.size} entries downloaded, each canonical JSON`);
 
-  if (fetchProblem) emit('FAIL', 'hashes', `not checked: ${fetchProblem}`);
-  else if (hashProblem.found) emit('FAIL', 'hashes', hashProblem.describe());
-  else
+  if (hashProblem.found) emit('FAIL', 'hashes', hashProblem.describe());
+  else if (frontier.size < cp.size) {
+    emit(
+      'FAIL',
+      'hashes',
+      `checked ${frontier.size} of ${cp.size} leaves; the rest could not be read (see entries)`,
+    );
+  } else
     emit(
       'PASS',
       'hashes',
