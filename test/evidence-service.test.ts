@@ -160,7 +160,7 @@ test('CLI: auditgate bundle and verify-bundle; verify-bundle also runs as a bare
   out.length = 0;
   t.is(await main(['verify-bundle', 'sep.tar.gz', '--vkey', 'log.vkey', '--signer-key', 'signer.pub'], io), 0, out.join('\n'));
   t.true(out.some((l) => l.startsWith('PASS records complete: 30 records')));
-  t.regex(out.at(-1)!, /^PASS verify-bundle: \d+ checks, 30 records/);
+  t.regex(out.at(-1)!, /^PASS verify-bundle: \d+ checks \(\d+ passed\), 30 records/);
 
   // A bare subprocess: only the bundle and the keys, an empty environment but PATH.
   const bare = spawnSync(process.execPath, [join(process.cwd(), 'bin/auditgate.mjs'), 'verify-bundle', 'sep.tar.gz', '--vkey', 'log.vkey', '--signer-key', 'signer.pub'], {

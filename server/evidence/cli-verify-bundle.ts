@@ -23,6 +23,14 @@ function readVkey(flag: string, cwd: string): string {
   return text;
 }
 
+function notes(lines: Array<{ status: string }>): string {
+  const count = (st: string) => lines.filter((l) => l.status === st).length;
+  const parts = [`${count('PASS')} passed`];
+  if (count('WARN')) parts.push(`${count('WARN')} warnings`);
+  if (count('SKIP')) parts.push(`${count('SKIP')} skipped`);
+  return parts.join(', ');
+}
+
 export const command: Command = {
   name: 'verify-bundle',
   summary:
@@ -74,7 +82,7 @@ export const command: Command = {
       io.out('');
       io.out(
         result.ok
-          ? `PASS verify-bundle: ${result.lines.length} checks, ${result.records ?? 0} records, ${seconds.toFixed(1)} s`
+          ? `PASS verify-bundle: ${result.lines.length} checks (${notes(result.lines)}), ${result.records ?? 0} records, ${seconds.toFixed(1)} s`
           : `FAIL verify-bundle: ${failed.length} of ${result.lines.length} checks failed: ${failed.map((l) => l.check).join(', ')}`,
       );
     }
