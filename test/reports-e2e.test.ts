@@ -5,7 +5,7 @@
 import test from 'ava';
 import { execFileSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { existsSync, mkdirSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { createTestDb, DB_KINDS, type TestDb } from './helpers/db.ts';
 import { writeReportDataset, REPORTS_YAML, type Dataset } from './helpers/report-data.ts';
@@ -16,7 +16,7 @@ import { main } from '../server/cli/main.ts';
 import type { AccessReviewData } from '../reports/access-review.ts';
 import type { ActivityReportData } from '../reports/activity.ts';
 import type { ChangeLogData } from '../reports/changes.ts';
-import { isPostgres, toInt, type Db } from '../server/db.ts';
+import { toInt } from '../server/db.ts';
 
 const sha = (b: Buffer | string) => createHash('sha256').update(b).digest('hex');
 const iso = (v: unknown) => (v instanceof Date ? v.toISOString() : new Date(String(v)).toISOString());
@@ -59,10 +59,6 @@ async function fixture(kind: 'sqlite' | 'postgres'): Promise<Fixture> {
       return { code, stdout, stderr };
     },
   };
-}
-
-async function rows(db: Db, q: any): Promise<any[]> {
-  return q;
 }
 
 function pdfPages(file: string): string[] {
@@ -263,8 +259,5 @@ for (const kind of DB_KINDS) {
     t.deepEqual([ch.totals.approvedByOther, ch.totals.selfApproved, ch.totals.noApproval], [2, 1, 2]);
     t.is(ch.exceptions.length, 3);
     t.true(ch.changes.every((x) => x.beforeSha256 && x.afterSha256));
-    void isPostgres;
-    void rows;
-    void existsSync;
   });
 }

@@ -83,6 +83,8 @@ export interface SchedulerOptions {
   lateToleranceMs?: number;
   /** Start cron triggers (false in tests that drive runDue with a fake clock). */
   cronTriggers?: boolean;
+  /** Arm a timer for each retry (false in tests that drive runDue with a fake clock). */
+  retryTimers?: boolean;
   onError?: (err: unknown, job: string) => void;
 }
 
@@ -168,10 +170,24 @@ export class Scheduler {
    * number of processes at once.
    */
   async runDue(name: string): Promise<void> {
+    // Serialised per job within this process: a trigger that arrives while a pass is running
+    // waits for it and then looks again, so nothing due is skipped.
+    const prev = this.passes.get(name) ?? Promise.resolve();
+    const pass = prev.catch(() => undefined).then(() => this.runDueOnce(name));
+    this.passes.set(name, pass);
+    try {
+      await pass;
+    } finally {
+      if (this.passes.get(name) === pass) this.passes.delete(name);
+    }
+  }
+
+  private readonly passes = new Map<string, Promise<void>>();
+
+  private async runDueOnce(name: string): Promise<void> {
     if (this.stopped) return;
     const job = this.o.registry.get(name);
     if (!job) throw new JobDefinitionError(`no job ${name}`);
-    if (this.running.has(name)) return;
     this.running.add(name);
     const leaseMs = this.o.leaseMs ?? 10 * 60_000;
     try {
@@ -265,7 +281,7 @@ export class Scheduler {
         this.o.onError?.(logErr, job.name);
       }
       this.o.onError?.(err, job.name);
-      if (next && !this.stopped) {
+      if (next && !this.stopped && this.o.retryTimers !== false) {
         const timer = setTimeout(() => {
           this.timers.delete(timer);
           this.track(this.runDue(job.name));
