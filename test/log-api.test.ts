@@ -206,6 +206,22 @@ for (const kind of DB_KINDS) {
     t.deepEqual(await rc.json(), { old: 11, new: size, hashes: b64(tree.consistency(11, size)) });
   });
 
+  test(`${kind}: entries need an auditor's credential; checkpoint, vkey, proofs and hashes are public`, async (t) => {
+    const { h, token } = await withLog(kind, 3, t);
+    t.is((await get(h, '/log/entries?start=0&end=1')).status, 401);
+    t.is((await get(h, '/log/entries?start=0&end=1', await auditorToken(h, ['agent']))).status, 403);
+    t.is((await get(h, '/log/entries?start=0&end=1', token)).status, 200);
+    for (const path of [
+      '/log/checkpoint',
+      '/log/vkey',
+      '/log/proof/inclusion?index=0&size=1',
+      '/log/proof/consistency?old=1&new=2',
+      '/log/hashes?start=0&end=1',
+    ]) {
+      t.is((await get(h, path)).status, 200, path);
+    }
+  });
+
   test(`${kind}: an empty log serves a size-0 checkpoint and empty ranges`, async (t) => {
     // The plugin on its own over a fresh log, so nothing a service writes at start-up interferes.
     const tdb = await createTestDb(kind);
