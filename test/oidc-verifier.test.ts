@@ -233,3 +233,18 @@ test('a malformed API key is refused before any database query', async (t) => {
   const { call } = await setup(t);
   t.like(await call('agk_short'), { ok: false, status: 401 });
 });
+
+test('a verified token is remembered only until it expires', async (t) => {
+  const { idp, call } = await setup(t, { clock_skew: '0s' });
+  const token = await signWith(idp.keys[0]!, {
+    iss: idp.issuer,
+    sub: 'agent-ci',
+    aud: RESOURCE,
+    groups: ['ci'],
+    exp: nowSec() + 2,
+  });
+  t.true((await call(token)).ok);
+  t.true((await call(token)).ok, 'second use (from the cache) is still fine');
+  await new Promise((r) => setTimeout(r, 2_100));
+  refused(t, await call(token), 401, /expired/);
+});

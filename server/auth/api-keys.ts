@@ -61,7 +61,7 @@ interface Row {
 }
 
 interface CacheEntry {
-  row: Row;
+  key: ApiKeyRecord;
   hash: Buffer;
   fetchedAt: number;
 }
@@ -229,7 +229,7 @@ export class ApiKeyStore {
     // A wrong secret for an existing id is reported as unknown: the client learns nothing new.
     if (!timingSafeEqual(sha256(parsed.secret), entry.hash))
       return { ok: false, reason: 'unknown', keyId: parsed.id };
-    const key = toRecord(entry.row);
+    const key = entry.key;
     const status = keyStatus(key, this.now());
     if (status !== 'active') return { ok: false, reason: status, keyId: key.id, subject: key.subject };
     return { ok: true, key };
@@ -258,7 +258,7 @@ export class ApiKeyStore {
       this.cache.delete(id);
       return undefined;
     }
-    const entry = { row, hash: Buffer.from(row.secret_hash, 'hex'), fetchedAt: this.now() };
+    const entry = { key: toRecord(row), hash: Buffer.from(row.secret_hash, 'hex'), fetchedAt: this.now() };
     if (this.cacheTtlMs > 0) {
       if (this.cache.size >= CACHE_MAX) this.cache.clear();
       this.cache.set(id, entry);

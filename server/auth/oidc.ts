@@ -32,6 +32,8 @@ export class IssuerUnavailableError extends Error {
 }
 
 const FETCH_TIMEOUT_MS = 5_000;
+const VERIFIED_TTL_MS = 60_000;
+const VERIFIED_MAX = 10_000;
 // A failed discovery is retried after this long, so a provider outage at start-up heals by itself.
 const DISCOVERY_RETRY_MS = 5_000;
 
@@ -139,6 +141,13 @@ export interface OidcVerifierOptions {
 
 export class OidcVerifier implements BearerTokenVerifier {
   private readonly issuers = new Map<string, IssuerState>();
+  /**
+   * Tokens already verified for a resource, by SHA-256 of the token: an RS256 check costs about
+   * 0.3 ms, and an agent sends the same token with every message. An entry lives until the token
+   * expires but at most VERIFIED_TTL_MS, which bounds how long a key withdrawn from the issuer's
+   * JWKS keeps validating tokens it signed.
+   */
+  private readonly verified = new Map<string, { result: JwtCheck & { ok: true }; until: number }>();
 
   constructor(
     issuers: IssuerConfig[],
@@ -165,6 +174,24 @@ export class OidcVerifier implements BearerTokenVerifier {
   /** Verifies a JWT for one resource (its audience). Never throws for a bad token. */
   async check(token: string, resource: string): Promise<JwtCheck> {
     const tokenHash = sha256hex(token);
+    const cacheKey = `${resource}\u0000${tokenHash}`;
+    const hit = this.verified.get(cacheKey);
+    if (hit) {
+      if (Date.now() < hit.until) return hit.result;
+      this.verified.delete(cacheKey);
+    }
+    const r = await this.checkUncached(token, tokenHash, resource);
+    if (r.ok && typeof r.claims.exp === 'number') {
+      if (this.verified.size >= VERIFIED_MAX) this.verified.clear();
+      this.verified.set(cacheKey, {
+        result: r,
+        until: Math.min(r.claims.exp * 1000, Date.now() + VERIFIED_TTL_MS),
+      });
+    }
+    return r;
+  }
+
+  private async checkUncached(token: string, tokenHash: string, resource: string): Promise<JwtCheck> {
     let header: ReturnType<typeof decodeProtectedHeader>;
     let unverified: JWTPayload;
     try {
