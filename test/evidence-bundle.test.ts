@@ -382,3 +382,20 @@ test('the builder refuses records that are not contiguous or hold a newline', as
   await t.throwsAsync(buildBundle({ ...input, audit: { ...input.audit, entries } }, join(f.dir, 'c.tgz')), { message: /record 7 contains a newline/ });
   t.false(statSync(f.dir).isFile());
 });
+
+test("docs/auditors.md's Python recomputation agrees: OK on the bundle, FAIL with one record removed", async (t) => {
+  const f = await fixture(t);
+  const doc = readFileSync(join(process.cwd(), 'docs', 'auditors.md'), 'utf8');
+  const script = /```python\n([\s\S]*?)```/.exec(doc)?.[1];
+  t.truthy(script, 'the guide has a Python block');
+  writeFileSync(join(f.dir, 'recompute.py'), script!);
+  const x = extract(f.archive, join(f.dir, 'x'));
+  const ok = spawnSync('python3', [join(f.dir, 'recompute.py')], { cwd: x, encoding: 'utf8' });
+  t.is(ok.status, 0, ok.stderr);
+  t.regex(ok.stdout, /OK: end root recomputed/);
+  const lines = readFileSync(join(x, PATHS.entries), 'utf8').split('\n');
+  lines.splice(100, 1);
+  writeFileSync(join(x, PATHS.entries), lines.join('\n'));
+  const bad = spawnSync('python3', [join(f.dir, 'recompute.py')], { cwd: x, encoding: 'utf8' });
+  t.regex(bad.stdout, /FAIL: end root differs/);
+});

@@ -14,6 +14,7 @@ import type { KnexLog } from '../audit/knex-log.ts';
 import type { NoteSigner } from '../audit/note.ts';
 import { AUDIT_RECORD_VERSION, auditTimestamp, type AuditActor, type AuditRecord } from '../../gateway/audit-record.ts';
 import { buildBundle } from '../../reports/evidence/bundle.ts';
+import { httpTimestamper } from '../../reports/evidence/rfc3161.ts';
 import { sshFingerprint } from '../../reports/evidence/sshsig.ts';
 import type { EvidenceReport, JobRunRef, PreviousBundle, Timestamper } from '../../reports/evidence/types.ts';
 import type { EvidenceStore, StoredObject } from '../../reports/evidence/stores/store.ts';
@@ -92,7 +93,7 @@ export interface BundleRequest {
 
 export interface BundleOutcome {
   row: BundleRow;
-  /** false when this exact bundle had been produced before (nothing new stored or logged). */
+  /** false when this bundle's content (its signed manifest) had been produced before: nothing new stored or logged. */
   created: boolean;
   stored?: StoredObject;
   /** The verifier's lines for the freshly built archive. */
@@ -237,7 +238,7 @@ export class EvidenceService {
             objectLock: retention && { mode: retention.mode, retainUntil: retention.retainUntil.toISOString() },
           },
           signer: { privateKey: d.evidenceKey, namespace: d.config.namespace, principal: d.config.principal },
-          timestamper: d.timestamper,
+          timestamper: d.timestamper ?? (d.config.tsaUrl ? httpTimestamper(d.config.tsaUrl) : undefined),
           workDir: d.config.workDir,
         },
         tmp,
@@ -251,9 +252,11 @@ export class EvidenceService {
       if (req.out) await copyFile(tmp, req.out);
 
       if (existing) {
-        if (existing.archiveSha256 !== built.archiveSha256) {
+        // The signed manifest identifies the content; the archive bytes also differ when a TSA
+        // stamped the manifest anew (or another zlib build compressed it).
+        if (existing.manifestSha256 !== built.manifestSha256) {
           throw new EvidenceConflictError(
-            `period ${bundleId} was bundled before (archive SHA-256 ${existing.archiveSha256}); the rebuilt archive differs (${built.archiveSha256}) and evidence is never replaced`,
+            `period ${bundleId} was bundled before (manifest SHA-256 ${existing.manifestSha256}); the rebuilt content differs (manifest ${built.manifestSha256}) and evidence is never replaced`,
           );
         }
         return { row: existing, created: false, checks: verified.lines };

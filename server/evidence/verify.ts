@@ -9,6 +9,7 @@ import { BUNDLE_FORMAT, DEFAULT_NAMESPACE, PATHS, isManifestFile } from '../../r
 import { parseManifest } from '../../reports/evidence/manifest.ts';
 import { parseOpenSshPublicKey, sshFingerprint, sshsigVerify } from '../../reports/evidence/sshsig.ts';
 import { canonicalBytes } from '../../reports/canonical.ts';
+import { readTimestampReply } from '../../reports/evidence/rfc3161.ts';
 import { readBundle, sha256File, type FileSeen } from './bundle-reader.ts';
 import { RecordChecker, type RecordCheckResult } from './record-check.ts';
 import { pdfPageTexts } from './pdf-text.ts';
@@ -452,9 +453,21 @@ export async function verifyBundle(path: string, opts: VerifyBundleOptions = {})
     }
   }
 
-  // ---- RFC 3161 time-stamp token: present or not; checking it needs the TSA's certificate
-  if (byPath.has(PATHS.manifestTsr)) {
-    emit('SKIP', 'timestamp', `${PATHS.manifestTsr} present: verify with openssl ts -verify -data ${PATHS.manifest} -in ${PATHS.manifestTsr} -CAfile <TSA CA>`);
+  // ---- RFC 3161 time-stamp token over the manifest, when the bundle has one
+  const tsr = content(PATHS.manifestTsr);
+  if (tsr && manifestBytes) {
+    try {
+      const info = readTimestampReply(tsr);
+      if (info.imprintAlgorithm !== '2.16.840.1.101.3.4.2.1') throw new Error(`token hashes with ${info.imprintAlgorithm}, not SHA-256`);
+      if (!info.imprint.equals(createHash('sha256').update(manifestBytes).digest())) throw new Error('the token is for another manifest');
+      emit(
+        'PASS',
+        'timestamp',
+        `RFC 3161 token of ${info.genTime} (serial ${info.serial}) for this manifest; check the TSA's signature with: openssl ts -verify -data ${PATHS.manifest} -in ${PATHS.manifestTsr} -CAfile <TSA CA certificate>`,
+      );
+    } catch (err) {
+      emit('FAIL', 'timestamp', `${PATHS.manifestTsr}: ${msg(err)}`);
+    }
   }
   return done();
 }
