@@ -9,6 +9,7 @@ import { LogRangeError, type AuditLog } from '../audit/log.ts';
 import { LogCorruptError, type LogStore } from '../audit/log-store.ts';
 import { EMPTY_ROOT, HASH_SIZE } from '../audit/merkle.ts';
 import { formatCheckpoint, signNote, type NoteSigner } from '../audit/note.ts';
+import { registerTileRoutes } from './log-tiles.ts';
 
 /** Most entries (or hash rows) one request may ask for; clients page through larger ranges. */
 export const MAX_RANGE = 10_000;
@@ -17,7 +18,7 @@ export const MAX_RANGE = 10_000;
 export interface LogApiSource extends AuditLog {
   /** The C2SP verifier key line of the log's signing key, `<name>+<hex id>+<base64>`. */
   readonly vkey: string;
-  readonly store: Pick<LogStore, 'pages'>;
+  readonly store: Pick<LogStore, 'pages' | 'readNodes'>;
 }
 
 export interface LogApiOptions {
@@ -172,6 +173,8 @@ export const logApiPlugin: Hapi.Plugin<LogApiOptions> = {
       },
       entriesRoute ? { auth: false, ...entriesRoute } : undefined,
     );
+
+    registerTileRoutes(server, log, entriesRoute ? { auth: false, ...entriesRoute } : { auth: false });
 
     get('/log/hashes', async (req, h) => {
       const { start, end } = await checkRange(log, req.query);
