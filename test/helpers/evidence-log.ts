@@ -12,7 +12,7 @@ import type { EvidenceStore } from '../../reports/evidence/stores/store.ts';
 import { LocalDirectoryStore } from '../../reports/evidence/stores/local.ts';
 import { loadEvidenceConfig } from '../../server/evidence/config.ts';
 import { loadOrCreateEvidenceKey } from '../../server/evidence/signing-key.ts';
-import { EvidenceService } from '../../server/evidence/bundle-service.ts';
+import { EvidenceService, createEvidenceStore } from '../../server/evidence/bundle-service.ts';
 import { evidenceReports } from '../../server/evidence/reports-source.ts';
 
 export function sampleAuditRecord(ts: Date, n: number): AuditRecord {
@@ -40,7 +40,10 @@ export interface EvidenceLogSetup {
 export const SEP = { from: new Date('2026-09-01T00:00:00Z'), to: new Date('2026-10-01T00:00:00Z') };
 export const OCT = { from: new Date('2026-10-01T00:00:00Z'), to: new Date('2026-11-01T00:00:00Z') };
 
-export async function evidenceLogSetup(kind: DbKind, opts: { reports?: boolean; store?: EvidenceStore } = {}): Promise<EvidenceLogSetup> {
+export async function evidenceLogSetup(
+  kind: DbKind,
+  opts: { reports?: boolean; store?: EvidenceStore; env?: Record<string, string> } = {},
+): Promise<EvidenceLogSetup> {
   const tdb = await createTestDb(kind);
   const origin = `auditgate.test/ev-${randomBytes(3).toString('hex')}`;
   const env: Record<string, string> = {
@@ -49,6 +52,7 @@ export async function evidenceLogSetup(kind: DbKind, opts: { reports?: boolean; 
     AUDITGATE_CHECKPOINT_INTERVAL_MS: '86400000',
     AUDITGATE_EVIDENCE_SCHEDULE: 'off',
     ...(tdb.databaseUrl ? { DATABASE_URL: tdb.databaseUrl } : {}),
+    ...opts.env,
   };
   const signer = await loadOrCreateLogKey(join(tdb.dir, 'log-key'), origin);
   const log = await openKnexLog(tdb.db, { origin, signer, batchMaxSize: 64, batchMaxDelayMs: 1, checkpointIntervalMs: 86_400_000, checkpointTimer: false });
@@ -65,7 +69,7 @@ export async function evidenceLogSetup(kind: DbKind, opts: { reports?: boolean; 
     log,
     logSigner: signer,
     config,
-    store: opts.store ?? new LocalDirectoryStore(join(tdb.dir, 'evidence')),
+    store: opts.store ?? (opts.env?.AUDITGATE_EVIDENCE_STORE ? createEvidenceStore(config.store) : new LocalDirectoryStore(join(tdb.dir, 'evidence'))),
     evidenceKey: await loadOrCreateEvidenceKey(config.keyFile),
     instance: 'test',
     version: 'test',

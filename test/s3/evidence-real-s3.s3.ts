@@ -21,6 +21,7 @@ import { S3EvidenceStore, type S3StoreOptions } from '../../reports/evidence/sto
 import { s3StoreSuite, sampleBundle } from '../helpers/s3-store-suite.ts';
 import { tempDir } from '../helpers/evidence-fixture.ts';
 import { verifyBundle } from '../../server/evidence/verify.ts';
+import { evidenceLogSetup } from '../helpers/evidence-log.ts';
 
 const env = process.env;
 if (!env.AWS_ACCESS_KEY_ID || !env.AWS_SECRET_ACCESS_KEY) {
@@ -147,4 +148,43 @@ test('real S3: wrong credentials are refused (bad secret, unknown key)', async (
   }
   const good = new S3EvidenceStore({ ...base, prefix: 'denied' });
   t.is(await good.head('b.tar.gz'), undefined, 'nothing was written');
+});
+
+test('real S3: the service configured from the environment stores a COMPLIANCE-locked bundle, logs where and how it was checked', async (t) => {
+  await bucketReady();
+  const s = await evidenceLogSetup('sqlite', {
+    env: {
+      AUDITGATE_EVIDENCE_STORE: 's3',
+      AUDITGATE_EVIDENCE_S3_BUCKET: bucket,
+      AUDITGATE_EVIDENCE_S3_PREFIX: `service-${Date.now()}/`,
+      AUDITGATE_EVIDENCE_LOCK_MODE: 'COMPLIANCE',
+      // Short, so a real AWS bucket is not burdened for years by a test.
+      AUDITGATE_EVIDENCE_RETENTION_DAYS: '1',
+      ...(endpoint ? { AWS_ENDPOINT_URL: endpoint } : {}),
+      AWS_REGION: region,
+    },
+  });
+  t.teardown(() => s.cleanup());
+  // Yesterday (an empty period here): retain-until = its end + 1 day is still ahead.
+  const to = new Date(Date.UTC(new Date().getUTCFullYear(), new Date().getUTCMonth(), new Date().getUTCDate()));
+  const from = new Date(to.getTime() - 86_400_000);
+  const r = await s.service.bundle({ from, to, actor: { subject: 'test', auth_method: 'local' } });
+  t.true(r.created);
+  t.is(r.row.storeKind, 's3');
+  t.regex(r.row.location, new RegExp(`^s3://${bucket}/service-\\d+/bundles/`));
+  t.is(r.row.retentionMode, 'COMPLIANCE');
+  t.is(r.row.retainUntil, new Date(to.getTime() + 86_400_000).toISOString());
+  t.truthy(r.row.versionId);
+  t.log(`checked by ${r.row.verifiedBy}`);
+  const key = r.row.location.slice(`s3://${bucket}/`.length);
+  t.true(s.service.store instanceof S3EvidenceStore);
+  const client = (s.service.store as S3EvidenceStore).client;
+  const del = await refused(t, client.send(new DeleteObjectCommand({ Bucket: bucket, Key: key, VersionId: r.row.versionId! })), 'delete');
+  t.is(del.$metadata.httpStatusCode, 403);
+  for await (const e of s.log.entries(r.row.logIdx, r.row.logIdx + 1)) {
+    const rec = JSON.parse(e.data.toString());
+    t.is(rec.event, 'evidence.bundle');
+    t.is(rec.detail.store.verified_by, r.row.verifiedBy);
+    t.is(rec.detail.store.retention.mode, 'COMPLIANCE');
+  }
 });
