@@ -17,6 +17,7 @@ import { buildIdentity } from './auth/identity.ts';
 import { STRATEGY } from './auth/hapi-auth.ts';
 import { AUDIT_READ_ROLES } from './auth/roles.ts';
 import { mountReports, type MountedReports } from './reports/mount.ts';
+import { setupEvidence } from './evidence/setup.ts';
 
 export interface Service {
   config: Config;
@@ -113,6 +114,8 @@ export async function startService(config: Config, opts: ServiceOptions = {}): P
       targetNames: () => mcp?.settings.targets.map((t) => t.name) ?? [],
     });
     stoppers.push(() => reports.stop());
+    // Evidence bundles: download routes, and the scheduled bundle job on the report scheduler.
+    await setupEvidence({ config, db, log, logSigner: signer, server, registry: reports.registry, targetNames: () => mcp.settings.targets.map((t) => t.name) });
 
     await server.start();
     await reports.start();

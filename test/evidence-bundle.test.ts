@@ -399,3 +399,15 @@ test("docs/auditors.md's Python recomputation agrees: OK on the bundle, FAIL wit
   const bad = spawnSync('python3', [join(f.dir, 'recompute.py')], { cwd: x, encoding: 'utf8' });
   t.regex(bad.stdout, /FAIL: end root differs/);
 });
+
+test('a period without records is still a signed, verifiable bundle (and still catches an added record)', async (t) => {
+  const f = await fixture(t, 50, 20, 20, []);
+  const r = await verifyBundle(f.archive, f.opts);
+  t.true(r.ok, JSON.stringify(r.lines.filter((l) => l.status === 'FAIL')));
+  t.is(r.records, 0);
+  t.regex(detailOf(r, 'records complete'), /^0 records/);
+  const d = extract(f.archive, join(f.dir, 'x'));
+  writeFileSync(join(d, PATHS.entries), '{"sneaked":"in"}\n');
+  resign(d, f.keys);
+  t.regex(detailOf(await verifyBundle(d, f.opts), 'records complete'), /1 records, expected 0/);
+});

@@ -123,7 +123,6 @@ export interface CollectOptions {
 export async function collectAudit(deps: LogSourceDeps, first: number, end: number, opts: CollectOptions = {}): Promise<EvidenceAudit> {
   const { log } = deps;
   if (!Number.isSafeInteger(first) || first < 0 || end < first) throw new EvidenceSourceError(`bad index range ${first}..${end}`);
-  if (end === 0) throw new EvidenceSourceError('the audit log is empty: there is nothing to bundle');
   const head = await log.head();
   if (end > head.size) throw new EvidenceSourceError(`end index ${end} is beyond the log size ${head.size}`);
   const start = await checkpointAtSize(deps, first);

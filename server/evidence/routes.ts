@@ -5,6 +5,7 @@
 import type Hapi from '@hapi/hapi';
 import Boom from '@hapi/boom';
 import { STRATEGY, type Credentials } from '../auth/hapi-auth.ts';
+import { AUDIT_READ_ROLES } from '../auth/roles.ts';
 import { EvidenceNotFoundError, type BundleRow, type EvidenceService } from './bundle-service.ts';
 
 export interface EvidenceRoutesOptions {
@@ -13,7 +14,7 @@ export interface EvidenceRoutesOptions {
   auth?: Hapi.RouteOptions['auth'];
 }
 
-const READERS = { strategy: STRATEGY, access: { scope: ['admin', 'compliance', 'auditor'] } };
+const READERS = { strategy: STRATEGY, access: { scope: [...AUDIT_READ_ROLES] } };
 
 function view(r: BundleRow) {
   return {

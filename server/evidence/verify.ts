@@ -357,7 +357,7 @@ export async function verifyBundle(path: string, opts: VerifyBundleOptions = {})
     }
     const rootOk = records.endRoot !== undefined && records.count === expected && records.endRoot.equals(end.root);
     if (rootOk && problems.length === 0) {
-      emit('PASS', 'records complete', `${records.count} records (indices ${start.size}..${end.size - 1}) recompute the end root ${b64(end.root)}${within.length ? ` and the ${within.length} signed roots inside the period` : ''}`);
+      emit('PASS', 'records complete', `${records.count} records (${records.count ? `indices ${start.size}..${end.size - 1}` : 'the period added no leaf'}) recompute the end root ${b64(end.root)}${within.length ? ` and the ${within.length} signed roots inside the period` : ''}`);
     } else {
       // The log's own signed roots bound where the first bad record is.
       let lo = start.size;
