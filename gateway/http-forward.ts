@@ -2,7 +2,6 @@
 // as they come, status codes and error bodies kept, every message recorded before the client
 // sees it. Upstream session ids stay behind the gateway; clients only see gateway-minted ids.
 import type { IncomingHttpHeaders, ServerResponse } from 'node:http';
-import { randomBytes } from 'node:crypto';
 import type { HttpTargetSpec } from './options.ts';
 import type { Auditor } from './auditor.ts';
 import { AuditUnavailableError } from './auditor.ts';
@@ -30,6 +29,8 @@ export interface HttpDeps {
 }
 
 const MAX_EVENT_IDS = 10_000;
+/** Names relayed POST streams within a session (only compared for equality). */
+let streamCounter = 0;
 
 export class HttpSession extends Session {
   readonly transport = 'http' as const;
@@ -206,7 +207,7 @@ export async function forwardPost(deps: HttpDeps, p: PostContext): Promise<void>
       session: p.session,
       pending,
       serverPending: p.session?.serverPending ?? p.serverPending ?? new PendingRequests(),
-      streamKey: `p:${randomBytes(6).toString('hex')}`,
+      streamKey: `p:${++streamCounter}`,
       headers: outHeaders,
       expected: requests,
       abort,

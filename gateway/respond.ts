@@ -10,6 +10,9 @@ export const STREAM_HEADERS: Record<string, string> = {
   'x-accel-buffering': 'no',
 };
 
+/** How long an SSE response may wait for its first event before its headers are sent alone. */
+const HEADER_FLUSH_MS = 20;
+
 export function sendJson(res: ServerResponse, status: number, body: unknown, headers: Record<string, string> = {}): void {
   if (res.headersSent || res.destroyed) {
     res.destroy();
@@ -54,13 +57,24 @@ export class SseWriter {
     headers: Record<string, string> = {},
   ) {
     res.writeHead(status, { ...STREAM_HEADERS, ...headers });
-    // Send headers now: the client learns the stream is open (and its session id) before any event.
-    res.flushHeaders();
-    res.socket?.setNoDelay(true);
+    // Headers go out with the first event (one write instead of two); if no event comes soon,
+    // they go on their own so the client learns the stream is open (and its session id).
+    this.flushTimer = setTimeout(() => {
+      this.flushTimer = undefined;
+      if (!this.closed && !res.headersSent) res.flushHeaders();
+    }, HEADER_FLUSH_MS);
     res.once('close', () => {
       this.closedFlag = true;
+      this.clearFlush();
       for (const h of this.closeHandlers.splice(0)) h();
     });
+  }
+
+  private flushTimer: NodeJS.Timeout | undefined;
+
+  private clearFlush(): void {
+    if (this.flushTimer) clearTimeout(this.flushTimer);
+    this.flushTimer = undefined;
   }
 
   get closed(): boolean {
@@ -76,6 +90,7 @@ export class SseWriter {
   async write(ev: SseEvent | string): Promise<boolean> {
     if (this.closed) return false;
     const text = typeof ev === 'string' ? ev : formatSseEvent(ev);
+    this.clearFlush();
     if (this.res.write(text)) return true;
     return new Promise<boolean>((resolve) => {
       const done = (ok: boolean) => {
@@ -93,11 +108,13 @@ export class SseWriter {
   /** Writes without waiting for drain (the socket buffers); for fan-out from a shared pump. */
   writeNow(ev: SseEvent | string): boolean {
     if (this.closed) return false;
+    this.clearFlush();
     this.res.write(typeof ev === 'string' ? ev : formatSseEvent(ev));
     return true;
   }
 
   end(): void {
+    this.clearFlush();
     if (!this.closed) this.res.end();
   }
 

@@ -148,7 +148,12 @@ for (const kind of ['stdio', 'http'] as const) {
     await gw.service.log.checkpoint();
     const vkey = (await (await fetch(`${gw.url}/log/vkey`)).text()).trim();
     const out: string[] = [];
-    const code = await cli(['verify-log', '--url', gw.url, '--vkey', vkey], { out: (l) => out.push(l), err: (l) => out.push(l) });
+    const auditor = await gw.newKey('auditor-1', ['auditor']);
+    const code = await cli(['verify-log', '--url', gw.url, '--vkey', vkey], {
+      env: { AUDITGATE_TOKEN: auditor.key },
+      out: (l) => out.push(l),
+      err: (l) => out.push(l),
+    });
     t.is(code, 0, out.join('\n'));
     t.false(out.some((l) => l.startsWith('FAIL')));
   });

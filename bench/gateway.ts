@@ -1,0 +1,270 @@
+// `npm run bench:gateway`: tools/call with ~1 KiB arguments and results, N concurrent MCP clients
+// (each its own session), measured
+//   - directly against the upstream (bench/upstream.ts: an official-SDK MCP server with an echo tool),
+//   - through a bare Node pass-through proxy (bench/bare-proxy.ts, a few lines of undici: the baseline),
+//   - through auditgate (API-key authentication, durable write-ahead audit) on SQLite,
+//   - through auditgate on PostgreSQL.
+// Upstream, proxy and auditgate each run in their own process, as `npm start` runs them; the load
+// generator is this process. Prints Markdown for docs/performance.md.
+//
+//   npm run bench:gateway -- [--seconds 10] [--warmup 2] [--prewarm 8] [--clients 32] [--rounds 1] [--db sqlite --db postgres]
+import { spawn, type ChildProcess } from 'node:child_process';
+import { readFileSync, writeFileSync } from 'node:fs';
+import { cpus, release, totalmem } from 'node:os';
+import { join } from 'node:path';
+import { parseArgs } from 'node:util';
+import { Pool } from 'undici';
+import { main as cli } from '../server/cli/main.ts';
+import { createTestDb, type DbKind, type TestDb } from '../test/helpers/db.ts';
+import { freePort } from '../test/helpers/gateway-service.ts';
+
+const { values: args } = parseArgs({
+  options: {
+    seconds: { type: 'string', default: '10' },
+    warmup: { type: 'string', default: '2' },
+    clients: { type: 'string', default: '32' },
+    rounds: { type: 'string', default: '1' },
+    db: { type: 'string', multiple: true },
+    payload: { type: 'string', default: '1024' },
+    prewarm: { type: 'string', default: '8' },
+  },
+});
+const SECONDS = Number(args.seconds);
+const WARMUP = Number(args.warmup);
+const CLIENTS = Number(args.clients);
+const ROUNDS = Number(args.rounds);
+const KINDS = (args.db ?? ['sqlite', 'postgres']) as DbKind[];
+const PAYLOAD = Number(args.payload);
+/** Seconds each path runs once, unmeasured, before the rounds: JIT warm-up of every process. */
+const PREWARM = Number(args.prewarm);
+const ROOT = join(import.meta.dirname, '..');
+const V = '2025-11-25';
+
+const children = new Set<ChildProcess>();
+process.once('exit', () => {
+  for (const c of children) c.kill('SIGKILL');
+});
+
+/** Starts a node process and resolves with the first stdout match of `ready`. */
+function startProcess(argv: string[], env: NodeJS.ProcessEnv, ready: RegExp): Promise<{ child: ChildProcess; match: RegExpMatchArray }> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, argv, { cwd: ROOT, env, stdio: ['ignore', 'pipe', 'pipe'] });
+    children.add(child);
+    let out = '';
+    let err = '';
+    const timer = setTimeout(() => reject(new Error(`${argv.join(' ')} did not start: ${out}${err}`)), 30_000);
+    child.stdout!.setEncoding('utf8').on('data', (d: string) => {
+      out += d;
+      const m = out.match(ready);
+      if (m) {
+        clearTimeout(timer);
+        resolve({ child, match: m });
+      }
+    });
+    child.stderr!.setEncoding('utf8').on('data', (d: string) => (err = (err + d).slice(-4000)));
+    child.once('exit', (code) => {
+      children.delete(child);
+      clearTimeout(timer);
+      reject(new Error(`${argv.join(' ')} exited (${code}): ${err}`));
+    });
+  });
+}
+
+function stop(child: ChildProcess): Promise<void> {
+  return new Promise((r) => {
+    if (child.exitCode !== null || child.signalCode !== null) return r();
+    child.once('exit', () => r());
+    child.kill('SIGTERM');
+    setTimeout(() => child.kill('SIGKILL'), 10_000).unref();
+  });
+}
+
+interface Result {
+  calls: number;
+  seconds: number;
+  latencies: number[];
+  errors: number;
+  /** CPU time (ms) the process in the middle (upstream, proxy or auditgate) spent per call. */
+  cpuMsPerCall?: number;
+}
+
+/** utime + stime of a process in ms (Linux /proc; clock ticks are 10 ms). */
+function cpuMs(pid: number | undefined): number | undefined {
+  if (pid === undefined) return undefined;
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    return (Number(fields[11]) + Number(fields[12])) * 10;
+  } catch {
+    return undefined;
+  }
+}
+
+const MESSAGE = 'x'.repeat(PAYLOAD);
+
+/** N MCP clients, each initializes its own session, then calls tools/call echo back to back. */
+async function load(url: string, headers: Record<string, string>, middlePid?: number, window = { warmup: WARMUP, seconds: SECONDS }): Promise<Result> {
+  const { warmup: WARMUP_S, seconds: SECONDS_S } = window;
+  const u = new URL(url);
+  const pool = new Pool(u.origin, { connections: CLIENTS, pipelining: 1 });
+  const base = { 'content-type': 'application/json', accept: 'application/json, text/event-stream', ...headers };
+  const rpc = async (body: unknown, extra: Record<string, string> = {}) => {
+    const r = await pool.request({ path: u.pathname, method: 'POST', headers: { ...base, ...extra }, body: JSON.stringify(body) });
+    const text = await r.body.text();
+    return { status: r.statusCode, headers: r.headers, text };
+  };
+  const latencies: number[] = [];
+  let calls = 0;
+  let errors = 0;
+  const start = performance.now();
+  const measureFrom = start + WARMUP_S * 1000;
+  const end = measureFrom + SECONDS_S * 1000;
+  let cpuStart: number | undefined;
+  let cpuEnd: number | undefined;
+  const cpuTimers = [
+    setTimeout(() => (cpuStart = cpuMs(middlePid)), WARMUP_S * 1000),
+    setTimeout(() => (cpuEnd = cpuMs(middlePid)), (WARMUP_S + SECONDS_S) * 1000),
+  ];
+  const client = async (c: number) => {
+    const init = await rpc({ jsonrpc: '2.0', id: 0, method: 'initialize', params: { protocolVersion: V, capabilities: {}, clientInfo: { name: `bench-${c}`, version: '1' } } });
+    if (init.status !== 200) throw new Error(`initialize: ${init.status} ${init.text.slice(0, 300)}`);
+    const session = String(init.headers['mcp-session-id']);
+    const s = { 'mcp-session-id': session, 'mcp-protocol-version': V };
+    await rpc({ jsonrpc: '2.0', method: 'notifications/initialized' }, s);
+    for (let id = 1; ; id++) {
+      const t0 = performance.now();
+      if (t0 >= end) break;
+      const r = await rpc({ jsonrpc: '2.0', id, method: 'tools/call', params: { name: 'echo', arguments: { message: MESSAGE } } }, s);
+      const t1 = performance.now();
+      const ok = r.status === 200 && r.text.includes(`"id":${id}`) && r.text.includes('Echo: x');
+      if (t0 >= measureFrom && t1 <= end) {
+        if (ok) {
+          calls++;
+          latencies.push(t1 - t0);
+        } else errors++;
+      }
+      if (!ok && errors < 3) console.error(`call failed: ${r.status} ${r.text.slice(0, 200)}`);
+    }
+    await pool.request({ path: u.pathname, method: 'DELETE', headers: { ...headers, ...s } }).then((r) => r.body.dump()).catch(() => {});
+  };
+  await Promise.all(Array.from({ length: CLIENTS }, (_, c) => client(c)));
+  for (const timer of cpuTimers) clearTimeout(timer);
+  await pool.close();
+  latencies.sort((a, b) => a - b);
+  const r: Result = { calls, seconds: SECONDS_S, latencies, errors };
+  if (cpuStart !== undefined && cpuEnd !== undefined && calls > 0) r.cpuMsPerCall = (cpuEnd - cpuStart) / calls;
+  return r;
+}
+
+const pct = (sorted: number[], p: number) => sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))] ?? NaN;
+
+async function startAuditgate(kind: DbKind, upstreamUrl: string): Promise<{ url: string; key: string; tdb: TestDb; child: ChildProcess }> {
+  const tdb = await createTestDb(kind, { migrate: false });
+  const config = join(tdb.dir, 'auditgate.config.json');
+  writeFileSync(config, JSON.stringify({ targets: { bench: { url: upstreamUrl } } }));
+  const port = await freePort();
+  const env: Record<string, string> = {
+    PATH: process.env.PATH ?? '',
+    HOME: process.env.HOME ?? '',
+    HOST: '127.0.0.1',
+    PORT: String(port),
+    AUDITGATE_DATA_DIR: tdb.dir,
+    AUDITGATE_CONFIG: config,
+    LOG_LEVEL: 'warn',
+    ...(tdb.databaseUrl ? { DATABASE_URL: tdb.databaseUrl } : {}),
+  };
+  const out: string[] = [];
+  const code = await cli(['keys', 'create', '--subject', 'bench'], { env, cwd: tdb.dir, out: (l) => out.push(l), err: (l) => out.push(l) });
+  if (code !== 0) throw new Error(`keys create failed: ${out.join('\n')}`);
+  const key = out[0]!.trim();
+  const { child } = await startProcess(['--import', 'tsx', 'server/main.ts'], env, /\/mcp\/bench/);
+  return { url: `http://127.0.0.1:${port}/mcp/bench`, key, tdb, child };
+}
+
+interface Row {
+  name: string;
+  r: Result;
+}
+
+async function main(): Promise<void> {
+  console.error(`bench:gateway — ${CLIENTS} clients, ${SECONDS} s (+${WARMUP} s warm-up), ~${PAYLOAD} B arguments and results, ${ROUNDS} round(s)`);
+  const upstreamPort = await freePort();
+  const upstreamProc = await startProcess(['--import', 'tsx', 'bench/upstream.ts', String(upstreamPort)], { PATH: process.env.PATH ?? '' }, /listening/);
+  const upstream = { url: `http://127.0.0.1:${upstreamPort}/mcp`, stop: () => stop(upstreamProc.child) };
+  const proxyPort = await freePort();
+  const proxy = await startProcess(['--import', 'tsx', 'bench/bare-proxy.ts', upstream.url, String(proxyPort)], { PATH: process.env.PATH ?? '' }, /listening/);
+  const gateways = new Map<DbKind, Awaited<ReturnType<typeof startAuditgate>>>();
+  for (const kind of KINDS) gateways.set(kind, await startAuditgate(kind, upstream.url));
+  const rows: Row[] = [];
+  try {
+    type Run = (w?: { warmup: number; seconds: number }) => Promise<Result>;
+    const plan: Array<[string, Run]> = [
+      ['direct to the upstream', (w) => load(upstream.url, {}, upstreamProc.child.pid, w)],
+      ['bare Node proxy (undici)', (w) => load(`http://127.0.0.1:${proxyPort}/mcp`, {}, proxy.child.pid, w)],
+      ...KINDS.map((k): [string, Run] => {
+        const g = gateways.get(k)!;
+        return [`auditgate, ${k === 'sqlite' ? 'SQLite' : 'PostgreSQL'}`, (w) => load(g.url, { authorization: `Bearer ${g.key}` }, g.child.pid, w)];
+      }),
+    ];
+    if (PREWARM > 0) {
+      for (const [name, run] of plan) {
+        console.error(`  warming up ${name} …`);
+        await run({ warmup: PREWARM, seconds: 0.5 });
+      }
+    }
+    for (let round = 0; round < ROUNDS; round++) {
+      for (const [name, run] of plan) {
+        console.error(`  round ${round + 1}: ${name} …`);
+        rows.push({ name, r: await run() });
+      }
+    }
+  } finally {
+    await Promise.allSettled([...gateways.values()].map(async (g) => {
+      await stop(g.child);
+      await g.tdb.cleanup();
+    }));
+    await stop(proxy.child);
+    await upstream.stop();
+  }
+
+  const byName = new Map<string, Result[]>();
+  for (const row of rows) byName.set(row.name, [...(byName.get(row.name) ?? []), row.r]);
+  const summary = [...byName.entries()].map(([name, rs]) => {
+    const latencies = rs.flatMap((r) => r.latencies).sort((a, b) => a - b);
+    const calls = rs.reduce((s, r) => s + r.calls, 0);
+    const seconds = rs.reduce((s, r) => s + r.seconds, 0);
+    const cpu = rs.map((r) => r.cpuMsPerCall).filter((x): x is number => x !== undefined);
+    return {
+      name,
+      rate: calls / seconds,
+      p50: pct(latencies, 50),
+      p99: pct(latencies, 99),
+      errors: rs.reduce((s, r) => s + r.errors, 0),
+      cpu: cpu.length ? cpu.reduce((a, b) => a + b, 0) / cpu.length : NaN,
+    };
+  });
+  const bare = summary.find((s) => s.name.startsWith('bare'))!;
+  const f1 = (n: number) => n.toFixed(1);
+  const f2 = (n: number) => n.toFixed(2);
+  console.log(`Machine: ${cpus().length} × ${cpus()[0]?.model ?? 'CPU'}, ${Math.round(totalmem() / 2 ** 30)} GiB, Linux ${release()}, Node ${process.versions.node}.`);
+  console.log(`${CLIENTS} clients (one MCP session each), tools/call echo with ${PAYLOAD}-byte arguments and results, ${SECONDS} s measured after ${WARMUP} s warm-up, ${ROUNDS} round(s).`);
+  console.log('');
+  console.log('| path | calls/s | p50 (ms) | p99 (ms) | CPU ms/call ¹ | vs bare proxy | errors |');
+  console.log('|---|---:|---:|---:|---:|---|---:|');
+  for (const s of summary) {
+    const rel = s === bare ? 'baseline' : `${Math.round((s.rate / bare.rate) * 100)} % of calls/s, p50 ${s.p50 - bare.p50 >= 0 ? '+' : ''}${f2(s.p50 - bare.p50)} ms`;
+    console.log(`| ${s.name} | ${f1(s.rate)} | ${f2(s.p50)} | ${f2(s.p99)} | ${f2(s.cpu)} | ${rel} | ${s.errors} |`);
+  }
+  console.log('');
+  console.log('¹ CPU time of the process in the middle per call: the upstream (direct), the proxy, or auditgate (its database server not included).');
+  const sqlite = summary.find((s) => s.name.includes('SQLite'));
+  if (sqlite) {
+    const rateOk = sqlite.rate >= bare.rate / 2;
+    const p50Ok = sqlite.p50 <= bare.p50 + 2;
+    console.log('');
+    console.log(`Goal (SQLite): ≥ 50 % of the bare proxy's calls/s — ${rateOk ? 'met' : 'NOT met'} (${Math.round((sqlite.rate / bare.rate) * 100)} %); p50 ≤ bare + 2 ms — ${p50Ok ? 'met' : 'NOT met'} (${f2(sqlite.p50 - bare.p50)} ms).`);
+    if (!rateOk || !p50Ok) process.exitCode = 1;
+  }
+}
+
+await main();
