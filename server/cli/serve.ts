@@ -8,7 +8,17 @@ export const command: Command = {
   usage: 'auditgate serve',
   async run(_argv, io) {
     const config = loadConfig(io.env, io.cwd);
-    const service = await startService(config);
+    let service;
+    try {
+      service = await startService(config);
+    } catch (err) {
+      // Start-up failures are operator problems (port taken, database unreachable): one clear line.
+      const e = err as NodeJS.ErrnoException;
+      if (e.code === 'EADDRINUSE') io.err(`auditgate: cannot listen on ${config.host}:${config.port}: the port is in use (set PORT)`);
+      else if (e.code === 'EACCES') io.err(`auditgate: cannot listen on ${config.host}:${config.port}: permission denied`);
+      else io.err(`auditgate: cannot start: ${e.message}`);
+      return 1;
+    }
     for (const line of service.mcp.connectHelp(service.url)) io.out(line);
     await new Promise<void>((resolveStop) => {
       const stop = (signal: string) => {
