@@ -239,7 +239,8 @@ export function buildAccessReview(input: AccessReviewInput): AccessReviewData {
 
   const data: AccessReviewData = {
     schema: ACCESS_REVIEW_SCHEMA,
-    reportId: `AR-${snap.period.label}-${input.campaignId.slice(0, 8)}`,
+    // Campaign reports carry the campaign's id; a report of a bare snapshot carries its hash.
+    reportId: `AR-${snap.period.label}-${input.campaignId.startsWith('snapshot-') ? input.campaignId.slice(9, 17) : input.campaignId.slice(0, 8)}`,
     campaignId: input.campaignId,
     title: `User access review — ${snap.period.label}`,
     period: snap.period,

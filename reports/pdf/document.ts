@@ -2,6 +2,11 @@
 // data hash and "page x of y" on every page, numbered sections with a contents list, key/value
 // panels, summary tiles, tables that paginate with repeated headers, and vector charts.
 // Deterministic: the same content and generatedAt give the same bytes (evidence bundles rely on it).
+//
+// Two passes keep large reports fast and small: a measuring pass lays everything out (table row
+// heights, page count, contents page numbers) while discarding output; the drawing pass reuses
+// those measurements, draws header and footer ("page x of y" known) as each page starts, and
+// lets pdfkit write every finished page out at once instead of holding the whole document.
 import PDFDocument from 'pdfkit';
 import { fontPath, FONT_FILES, type FontName } from './fonts.ts';
 
@@ -17,7 +22,18 @@ export const COLORS = {
   ok: '#2e7d32',
   warn: '#b26a00',
   bad: '#b3261e',
-  series: ['#1f4e79', '#5a8fc0', '#9cc0e3', '#b3261e', '#e39a9a', '#6a994e', '#a7c957', '#b26a00', '#f2c57c', '#6c5b7b'],
+  series: [
+    '#1f4e79',
+    '#5a8fc0',
+    '#9cc0e3',
+    '#b3261e',
+    '#e39a9a',
+    '#6a994e',
+    '#a7c957',
+    '#b26a00',
+    '#f2c57c',
+    '#6c5b7b',
+  ],
 };
 
 export interface DocMeta {
@@ -57,6 +73,18 @@ interface TocEntry {
   page: number;
 }
 
+/** What the measuring pass learnt; the drawing pass follows it. */
+export interface LayoutPlan {
+  pages: number;
+  tocPages: number[];
+  /** Per table row, in document order: its height and which cells wrap (bit per column). */
+  rows: Array<{ h: number; wrap: number }>;
+}
+
+export class LayoutMismatchError extends Error {
+  override name = 'LayoutMismatchError';
+}
+
 type PageLayout = 'portrait' | 'landscape';
 
 const MARGIN = { top: 58, bottom: 54, left: 48, right: 48 };
@@ -64,15 +92,25 @@ const MARGIN = { top: 58, bottom: 54, left: 48, right: 48 };
 export class ReportPdf {
   readonly doc: PDFKit.PDFDocument;
   private readonly toc: TocEntry[] = [];
-  private tocSlots: Array<{ page: number; y: number; x: number; width: number; index: number }> = [];
   private layout: PageLayout = 'portrait';
-  private coverPages = new Set<number>();
+  private pageCount = 0;
+  private coverPending = false;
+  private readonly coverPages = new Set<number>();
+  private readonly measuring: boolean;
+  private readonly rows: LayoutPlan['rows'] = [];
+  private rowCursor = 0;
+  private readonly chunks: Buffer[] = [];
+  private readonly ended: Promise<void>;
 
-  constructor(readonly meta: DocMeta) {
+  constructor(
+    readonly meta: DocMeta,
+    private readonly plan?: LayoutPlan,
+  ) {
+    this.measuring = !plan;
     const date = new Date(meta.generatedAt);
     this.doc = new PDFDocument({
       autoFirstPage: false,
-      bufferPages: true,
+      bufferPages: false,
       size: 'A4',
       margins: MARGIN,
       compress: true,
@@ -89,8 +127,24 @@ export class ReportPdf {
       displayTitle: true,
       lang: 'en',
     });
+    // The measuring pass discards its bytes; the drawing pass collects them as pages finish.
+    this.doc.on('data', (c: Buffer) => {
+      if (!this.measuring) this.chunks.push(c);
+    });
+    this.ended = new Promise<void>((resolve, reject) => {
+      this.doc.on('end', () => resolve());
+      this.doc.on('error', reject);
+    });
     for (const name of Object.keys(FONT_FILES) as FontName[]) this.doc.registerFont(name, fontPath(name));
     this.doc.font('regular');
+    this.doc.on('pageAdded', () => {
+      this.pageCount++;
+      if (this.coverPending) {
+        this.coverPages.add(this.pageCount - 1);
+        this.coverPending = false;
+      }
+      if (!this.measuring) this.decorate(this.pageCount - 1);
+    });
   }
 
   get pageWidth(): number {
@@ -102,7 +156,7 @@ export class ReportPdf {
   }
 
   get pageIndex(): number {
-    return this.doc.bufferedPageRange().start + this.doc.bufferedPageRange().count - 1;
+    return this.pageCount - 1;
   }
 
   newPage(layout: PageLayout = this.layout): void {
@@ -128,12 +182,15 @@ export class ReportPdf {
     contents: string[];
     notice: string;
   }): void {
+    this.coverPending = true;
     this.newPage('portrait');
-    this.coverPages.add(this.pageIndex);
     const d = this.doc;
     const w = this.pageWidth;
     d.rect(0, 0, d.page.width, 10).fill(COLORS.accent);
-    d.fillColor(COLORS.accent).font('bold').fontSize(9).text(opts.kicker.toUpperCase(), MARGIN.left, 72, { characterSpacing: 1.2 });
+    d.fillColor(COLORS.accent)
+      .font('bold')
+      .fontSize(9)
+      .text(opts.kicker.toUpperCase(), MARGIN.left, 72, { characterSpacing: 1.2 });
     d.moveDown(0.6);
     d.fillColor(COLORS.ink).font('bold').fontSize(24).text(opts.title, { width: w });
     d.moveDown(0.2);
@@ -147,15 +204,29 @@ export class ReportPdf {
     for (const c of opts.controls) {
       const y = d.y;
       d.font('bold').fontSize(9.5).fillColor(COLORS.accent).text(c.id, MARGIN.left, y, { width: 60 });
-      d.font('regular').fillColor(COLORS.ink).text(c.topic, MARGIN.left + 60, y, { width: w - 60 });
+      d.font('regular')
+        .fillColor(COLORS.ink)
+        .text(c.topic, MARGIN.left + 60, y, { width: w - 60 });
       d.moveDown(0.3);
     }
     d.moveDown(0.8);
     this.smallHeading('Contents');
     opts.contents.forEach((title, index) => {
       const y = d.y;
-      d.font('regular').fontSize(9.5).fillColor(COLORS.ink).text(`${index + 1}.  ${title}`, MARGIN.left, y, { width: w - 60 });
-      this.tocSlots.push({ page: this.pageIndex, y, x: MARGIN.left + w - 60, width: 60, index });
+      d.font('regular')
+        .fontSize(9.5)
+        .fillColor(COLORS.ink)
+        .text(`${index + 1}.  ${title}`, MARGIN.left, y, { width: w - 60 });
+      const page = this.plan?.tocPages[index];
+      if (page !== undefined) {
+        d.fillColor(COLORS.muted).text(String(page + 1), MARGIN.left + w - 60, y, {
+          width: 60,
+          align: 'right',
+          lineBreak: false,
+        });
+      }
+      d.x = MARGIN.left;
+      d.y = y + d.currentLineHeight(true);
       d.moveDown(0.15);
     });
     // The notice sits at the bottom of the cover, above the footer.
@@ -172,7 +243,11 @@ export class ReportPdf {
     this.toc.push({ title, page: this.pageIndex });
     const n = this.toc.length;
     this.doc.outline.addItem(`${n}. ${title}`);
-    this.doc.font('bold').fontSize(15).fillColor(COLORS.accent).text(`${n}.  ${title}`, MARGIN.left, this.doc.y);
+    this.doc
+      .font('bold')
+      .fontSize(15)
+      .fillColor(COLORS.accent)
+      .text(`${n}.  ${title}`, MARGIN.left, this.doc.y);
     this.doc.moveDown(0.25);
     this.rule(COLORS.accent, 1);
     this.doc.moveDown(0.6);
@@ -181,14 +256,22 @@ export class ReportPdf {
   heading(text: string): void {
     this.ensureSpace(60);
     this.doc.moveDown(0.4);
-    this.doc.font('bold').fontSize(11).fillColor(COLORS.ink).text(text, MARGIN.left, this.doc.y, { width: this.pageWidth });
+    this.doc
+      .font('bold')
+      .fontSize(11)
+      .fillColor(COLORS.ink)
+      .text(text, MARGIN.left, this.doc.y, { width: this.pageWidth });
     this.doc.moveDown(0.3);
   }
 
   smallHeading(text: string): void {
-    this.doc.font('bold').fontSize(8.5).fillColor(COLORS.muted).text(text.toUpperCase(), MARGIN.left, this.doc.y, {
-      characterSpacing: 0.8,
-    });
+    this.doc
+      .font('bold')
+      .fontSize(8.5)
+      .fillColor(COLORS.muted)
+      .text(text.toUpperCase(), MARGIN.left, this.doc.y, {
+        characterSpacing: 0.8,
+      });
     this.doc.moveDown(0.35);
   }
 
@@ -209,7 +292,9 @@ export class ReportPdf {
       this.ensureSpace(h + 2);
       const y = this.doc.y;
       this.doc.circle(MARGIN.left + 4, y + size * 0.55, 1.6).fill(COLORS.accent);
-      this.doc.fillColor(COLORS.ink).text(item, MARGIN.left + 14, y, { width: this.pageWidth - 14, lineGap: 1 });
+      this.doc
+        .fillColor(COLORS.ink)
+        .text(item, MARGIN.left + 14, y, { width: this.pageWidth - 14, lineGap: 1 });
       this.doc.moveDown(0.25);
     }
     this.doc.x = MARGIN.left;
@@ -226,7 +311,10 @@ export class ReportPdf {
       .stroke();
   }
 
-  keyValues(rows: Array<[string, string]>, opts: { labelWidth?: number; fontSize?: number; monoValues?: boolean } = {}): void {
+  keyValues(
+    rows: Array<[string, string]>,
+    opts: { labelWidth?: number; fontSize?: number; monoValues?: boolean } = {},
+  ): void {
     const lw = opts.labelWidth ?? 160;
     const fs = opts.fontSize ?? 9;
     for (const [k, v] of rows) {
@@ -237,7 +325,11 @@ export class ReportPdf {
       const h = Math.max(hv, this.doc.heightOfString(k, { width: lw - 8 }), fs * 1.2);
       this.ensureSpace(h + 3);
       const y = this.doc.y;
-      this.doc.font('bold').fontSize(fs).fillColor(COLORS.muted).text(k, MARGIN.left, y, { width: lw - 8 });
+      this.doc
+        .font('bold')
+        .fontSize(fs)
+        .fillColor(COLORS.muted)
+        .text(k, MARGIN.left, y, { width: lw - 8 });
       this.doc
         .font(mono ? 'mono' : 'regular')
         .fontSize(mono ? fs - 1 : fs)
@@ -250,7 +342,10 @@ export class ReportPdf {
   }
 
   /** A row of summary tiles: big number, label, optional note. */
-  tiles(items: Array<{ label: string; value: string; note?: string; tone?: 'ok' | 'warn' | 'bad' }>, perRow = 4): void {
+  tiles(
+    items: Array<{ label: string; value: string; note?: string; tone?: 'ok' | 'warn' | 'bad' }>,
+    perRow = 4,
+  ): void {
     const gap = 8;
     const w = (this.pageWidth - gap * (perRow - 1)) / perRow;
     const h = 60;
@@ -262,10 +357,21 @@ export class ReportPdf {
         this.doc.roundedRect(x, y, w, h, 3).fill(COLORS.band);
         const tone = it.tone ? COLORS[it.tone] : COLORS.accent;
         this.doc.rect(x, y, 3, h).fill(tone);
-        this.doc.font('bold').fontSize(17).fillColor(COLORS.ink).text(it.value, x + 10, y + 7, { width: w - 14, lineBreak: false });
-        this.doc.font('regular').fontSize(7.8).fillColor(COLORS.muted).text(it.label, x + 10, y + 29, { width: w - 14, lineBreak: false });
+        this.doc
+          .font('bold')
+          .fontSize(17)
+          .fillColor(COLORS.ink)
+          .text(it.value, x + 10, y + 7, { width: w - 14, lineBreak: false });
+        this.doc
+          .font('regular')
+          .fontSize(7.8)
+          .fillColor(COLORS.muted)
+          .text(it.label, x + 10, y + 29, { width: w - 14, lineBreak: false });
         if (it.note) {
-          this.doc.fontSize(6.8).fillColor(COLORS.faint).text(it.note, x + 10, y + 40, { width: w - 14, height: 18, ellipsis: true });
+          this.doc
+            .fontSize(6.8)
+            .fillColor(COLORS.faint)
+            .text(it.note, x + 10, y + 40, { width: w - 14, height: 18, ellipsis: true });
         }
       });
       this.doc.y = y + h + gap;
@@ -286,11 +392,17 @@ export class ReportPdf {
 
     const headerHeight = () => {
       d.font('condensedBold').fontSize(fs);
-      return Math.max(...columns.map((c, i) => d.heightOfString(c.header, { width: widths[i]! - 2 * pad }))) + 2 * pad;
+      return (
+        Math.max(...columns.map((c, i) => d.heightOfString(c.header, { width: widths[i]! - 2 * pad }))) +
+        2 * pad
+      );
     };
     const drawHeader = (continued: boolean) => {
       if (continued && opts.caption) {
-        d.font('italic').fontSize(7.5).fillColor(COLORS.muted).text(`${opts.caption} (continued)`, MARGIN.left, d.y);
+        d.font('italic')
+          .fontSize(7.5)
+          .fillColor(COLORS.muted)
+          .text(`${opts.caption} (continued)`, MARGIN.left, d.y);
         d.moveDown(0.3);
       }
       const h = headerHeight();
@@ -300,14 +412,21 @@ export class ReportPdf {
       columns.forEach((c, i) => {
         d.text(c.header, xs[i]! + pad, y + pad, { width: widths[i]! - 2 * pad, align: c.align ?? 'left' });
       });
-      d.moveTo(MARGIN.left, y + h).lineTo(MARGIN.left + this.pageWidth, y + h).lineWidth(0.8).strokeColor(COLORS.accent).stroke();
+      d.moveTo(MARGIN.left, y + h)
+        .lineTo(MARGIN.left + this.pageWidth, y + h)
+        .lineWidth(0.8)
+        .strokeColor(COLORS.accent)
+        .stroke();
       d.y = y + h;
     };
 
     this.ensureSpace(headerHeight() + fs * 3);
     drawHeader(false);
     if (rows.length === 0) {
-      d.font('italic').fontSize(fs).fillColor(COLORS.muted).text(opts.emptyText ?? 'None.', MARGIN.left + pad, d.y + pad);
+      d.font('italic')
+        .fontSize(fs)
+        .fillColor(COLORS.muted)
+        .text(opts.emptyText ?? 'None.', MARGIN.left + pad, d.y + pad);
       d.y += pad;
       d.moveDown(0.8);
       d.x = MARGIN.left;
@@ -315,27 +434,72 @@ export class ReportPdf {
     }
     rows.forEach((row, r) => {
       const texts = columns.map((c) => c.value(row));
-      const h =
-        Math.max(
-          ...columns.map((c, i) => {
-            d.font(c.mono ? 'mono' : c.bold?.(row) ? 'condensedBold' : 'condensed').fontSize(c.mono ? fs - 0.5 : fs);
-            return d.heightOfString(texts[i] || ' ', { width: widths[i]! - 2 * pad });
-          }),
-        ) +
-        2 * pad;
+      const fontOf = (c: Column<T>) => (c.mono ? 'mono' : c.bold?.(row) ? 'condensedBold' : 'condensed');
+      const sizeOf = (c: Column<T>) => (c.mono ? fs - 0.5 : fs);
+      let h: number;
+      let wrap = 0;
+      if (this.measuring) {
+        // A cell that fits on one line needs no line wrapping, neither to measure nor to draw.
+        let max = 0;
+        columns.forEach((c, i) => {
+          const text = texts[i] || ' ';
+          d.font(fontOf(c)).fontSize(sizeOf(c));
+          const avail = widths[i]! - 2 * pad;
+          let ch: number;
+          if (!text.includes('\n') && this.fastWidth(fontOf(c), sizeOf(c), text) <= avail - 0.5) {
+            ch = d.currentLineHeight(true);
+          }
+          else {
+            ch = d.heightOfString(text, { width: avail });
+            wrap |= 1 << i;
+          }
+          if (ch > max) max = ch;
+        });
+        h = max + 2 * pad;
+        this.rows.push({ h, wrap });
+      } else {
+        const planned = this.plan!.rows[this.rowCursor++];
+        if (!planned)
+          throw new LayoutMismatchError('the drawing pass has more table rows than the measuring pass');
+        h = planned.h;
+        wrap = planned.wrap;
+      }
       if (d.y + h > this.bottom) {
         this.newPage();
         drawHeader(true);
       }
       const y = d.y;
-      if (opts.zebra !== false && r % 2 === 1) d.rect(MARGIN.left, y, this.pageWidth, h).fill(COLORS.band);
-      columns.forEach((c, i) => {
-        d.font(c.mono ? 'mono' : c.bold?.(row) ? 'condensedBold' : 'condensed')
-          .fontSize(c.mono ? fs - 0.5 : fs)
-          .fillColor(c.color?.(row) ?? COLORS.ink)
-          .text(texts[i] ?? '', xs[i]! + pad, y + pad, { width: widths[i]! - 2 * pad, align: c.align ?? 'left' });
-      });
-      d.moveTo(MARGIN.left, y + h).lineTo(MARGIN.left + this.pageWidth, y + h).lineWidth(0.3).strokeColor(COLORS.rule).stroke();
+      if (!this.measuring) {
+        if (opts.zebra !== false && r % 2 === 1) d.rect(MARGIN.left, y, this.pageWidth, h).fill(COLORS.band);
+        let font = '';
+        let size = 0;
+        let color = '';
+        columns.forEach((c, i) => {
+          const text = texts[i] ?? '';
+          if (!text) return;
+          // Only state changes are written: most cells share font, size and colour.
+          const f = fontOf(c);
+          const z = sizeOf(c);
+          const col = c.color?.(row) ?? COLORS.ink;
+          if (f !== font) d.font((font = f));
+          if (z !== size) d.fontSize((size = z));
+          if (col !== color) d.fillColor((color = col));
+          const avail = widths[i]! - 2 * pad;
+          if (wrap & (1 << i)) {
+            d.text(text, xs[i]! + pad, y + pad, { width: avail, align: c.align ?? 'left' });
+          } else {
+            const tw = c.align === 'right' || c.align === 'center' ? this.fastWidth(f, z, text) : 0;
+            const x =
+              xs[i]! + pad + (c.align === 'right' ? avail - tw : c.align === 'center' ? (avail - tw) / 2 : 0);
+            d.text(text, x, y + pad, { lineBreak: false });
+          }
+        });
+        d.moveTo(MARGIN.left, y + h)
+          .lineTo(MARGIN.left + this.pageWidth, y + h)
+          .lineWidth(0.3)
+          .strokeColor(COLORS.rule)
+          .stroke();
+      }
       d.y = y + h;
     });
     d.x = MARGIN.left;
@@ -368,8 +532,15 @@ export class ReportPdf {
     for (let k = 0; k <= 4; k++) {
       const v = (max / 4) * k;
       const y = top + plotH - (plotH * k) / 4;
-      d.moveTo(left, y).lineTo(left + width, y).lineWidth(0.4).strokeColor(k === 0 ? COLORS.muted : COLORS.rule).stroke();
-      d.font('condensed').fontSize(6.5).fillColor(COLORS.muted).text(formatCount(v), MARGIN.left, y - 3.5, { width: 38, align: 'right' });
+      d.moveTo(left, y)
+        .lineTo(left + width, y)
+        .lineWidth(0.4)
+        .strokeColor(k === 0 ? COLORS.muted : COLORS.rule)
+        .stroke();
+      d.font('condensed')
+        .fontSize(6.5)
+        .fillColor(COLORS.muted)
+        .text(formatCount(v), MARGIN.left, y - 3.5, { width: 38, align: 'right' });
     }
     const slot = width / n;
     const bw = Math.max(0.6, slot * 0.72);
@@ -384,11 +555,14 @@ export class ReportPdf {
       }
       const every = opts.labelEvery ?? Math.ceil(n / 12);
       if (i % every === 0) {
-        d.font('condensed').fontSize(6.5).fillColor(COLORS.muted).text(label, left + i * slot - 20 + slot / 2, top + plotH + 4, {
-          width: 40,
-          align: 'center',
-          lineBreak: false,
-        });
+        d.font('condensed')
+          .fontSize(6.5)
+          .fillColor(COLORS.muted)
+          .text(label, left + i * slot - 20 + slot / 2, top + plotH + 4, {
+            width: 40,
+            align: 'center',
+            lineBreak: false,
+          });
       }
     });
     this.legend(opts.series, top + plotH + 14);
@@ -397,7 +571,11 @@ export class ReportPdf {
   }
 
   /** Horizontal bars, one per category (e.g. calls per target), optionally stacked. */
-  barChart(opts: { title: string; rows: Array<{ label: string; values: number[] }>; series: Array<{ name: string; color: string }> }): void {
+  barChart(opts: {
+    title: string;
+    rows: Array<{ label: string; values: number[] }>;
+    series: Array<{ name: string; color: string }>;
+  }): void {
     const d = this.doc;
     const barH = 11;
     const gap = 5;
@@ -414,7 +592,10 @@ export class ReportPdf {
         this.newPage();
         y = d.y;
       }
-      d.font('condensed').fontSize(7.5).fillColor(COLORS.ink).text(row.label, MARGIN.left, y + 1.5, { width: labelW - 6, align: 'right', lineBreak: false });
+      d.font('condensed')
+        .fontSize(7.5)
+        .fillColor(COLORS.ink)
+        .text(row.label, MARGIN.left, y + 1.5, { width: labelW - 6, align: 'right', lineBreak: false });
       let x = left;
       row.values.forEach((v, i) => {
         const w = (width * v) / max;
@@ -422,10 +603,17 @@ export class ReportPdf {
         x += w;
       });
       const total = row.values.reduce((s, v) => s + v, 0);
-      d.font('condensed').fontSize(7).fillColor(COLORS.muted).text(formatCount(total), x + 4, y + 2, { width: 56, lineBreak: false });
+      d.font('condensed')
+        .fontSize(7)
+        .fillColor(COLORS.muted)
+        .text(formatCount(total), x + 4, y + 2, { width: 56, lineBreak: false });
       y += barH + gap;
     }
-    d.moveTo(left, d.y).lineTo(left, y - gap).lineWidth(0.5).strokeColor(COLORS.muted).stroke();
+    d.moveTo(left, d.y)
+      .lineTo(left, y - gap)
+      .lineWidth(0.5)
+      .strokeColor(COLORS.muted)
+      .stroke();
     if (opts.series.length > 1) this.legend(opts.series, y + 2);
     d.y = y + (opts.series.length > 1 ? 16 : 4);
     d.x = MARGIN.left;
@@ -444,58 +632,117 @@ export class ReportPdf {
 
   // ---- finishing ---------------------------------------------------------------------------
 
-  /** Headers, footers and contents page numbers, then the bytes. */
-  async finish(): Promise<Buffer> {
-    const d = this.doc;
-    const chunks: Buffer[] = [];
-    d.on('data', (c: Buffer) => chunks.push(c));
-    const done = new Promise<void>((resolve, reject) => {
-      d.on('end', () => resolve());
-      d.on('error', reject);
-    });
-    const range = d.bufferedPageRange();
-    for (const slot of this.tocSlots) {
-      const entry = this.toc[slot.index];
-      if (!entry) continue;
-      d.switchToPage(slot.page);
-      d.font('regular').fontSize(9.5).fillColor(COLORS.muted).text(String(entry.page + 1), slot.x, slot.y, {
-        width: slot.width,
-        align: 'right',
-        lineBreak: false,
-      });
+  private readonly advance = new Map<string, Map<string, number>>();
+
+  /**
+   * Width of a one-line string from cached per-character advances (no kerning or ligatures,
+   * which only ever narrow DejaVu text): cheap enough for every cell of a large table. The
+   * current font must be `fontName`.
+   */
+  private fastWidth(fontName: string, size: number, text: string): number {
+    let m = this.advance.get(fontName);
+    if (!m) this.advance.set(fontName, (m = new Map()));
+    const font = (this.doc as unknown as { _font: { widthOfString(s: string, size: number): number } })._font;
+    let w = 0;
+    for (const ch of text) {
+      let cw = m.get(ch);
+      if (cw === undefined) m.set(ch, (cw = font.widthOfString(ch, 1000)));
+      w += cw;
     }
-    for (let i = range.start; i < range.start + range.count; i++) {
-      d.switchToPage(i);
-      // Writing into the margins would make pdfkit start a new page: lift them while we draw.
-      const saved = { ...d.page.margins };
-      d.page.margins = { top: 0, bottom: 0, left: 0, right: 0 };
-      const w = d.page.width;
-      const h = d.page.height;
-      if (!this.coverPages.has(i)) {
-        d.font('regular').fontSize(7.5).fillColor(COLORS.muted);
-        d.text(this.meta.shortTitle, MARGIN.left, 30, { width: (w - MARGIN.left - MARGIN.right) / 2, lineBreak: false });
-        d.text(`Report ${this.meta.reportId}`, w / 2, 30, { width: w / 2 - MARGIN.right, align: 'right', lineBreak: false });
-        d.moveTo(MARGIN.left, 42).lineTo(w - MARGIN.right, 42).lineWidth(0.4).strokeColor(COLORS.rule).stroke();
-      }
-      const fy = h - MARGIN.bottom + 16;
-      d.moveTo(MARGIN.left, fy - 6).lineTo(w - MARGIN.right, fy - 6).lineWidth(0.4).strokeColor(COLORS.rule).stroke();
-      d.font('regular').fontSize(6.5).fillColor(COLORS.muted).text('Data SHA-256', MARGIN.left, fy, { lineBreak: false });
-      const labelW = d.widthOfString('Data SHA-256') + 5;
-      d.font('mono').fontSize(6.5).fillColor(COLORS.ink).text(this.meta.dataHash, MARGIN.left + labelW, fy, { lineBreak: false });
-      d.font('regular').fontSize(7.5).fillColor(COLORS.muted).text(`Page ${i - range.start + 1} of ${range.count}`, w / 2, fy - 1, {
-        width: w / 2 - MARGIN.right,
-        align: 'right',
-        lineBreak: false,
-      });
-      d.font('regular').fontSize(6.5).fillColor(COLORS.faint).text(`Generated ${this.meta.generatedAt} by auditgate · confidential`, MARGIN.left, fy + 10, {
-        lineBreak: false,
-      });
-      d.page.margins = saved;
-    }
-    d.end();
-    await done;
-    return Buffer.concat(chunks);
+    return (w * size) / 1000;
   }
+
+  /** Running header (not on the cover) and the footer: data hash and page x of y. */
+  private decorate(i: number): void {
+    const d = this.doc as PDFKit.PDFDocument & {
+      _font: unknown;
+      _fontSize: number;
+      _fillColor?: [string, number];
+    };
+    // This runs when a page starts, possibly in the middle of flowing text: keep its state.
+    const saved = {
+      x: d.x,
+      y: d.y,
+      font: d._font,
+      size: d._fontSize,
+      fill: d._fillColor,
+      margins: { ...d.page.margins },
+    };
+    // Writing into the margins would make pdfkit start a new page: lift them while we draw.
+    d.page.margins = { top: 0, bottom: 0, left: 0, right: 0 };
+    const w = d.page.width;
+    const h = d.page.height;
+    if (!this.coverPages.has(i)) {
+      d.font('regular').fontSize(7.5).fillColor(COLORS.muted);
+      d.text(this.meta.shortTitle, MARGIN.left, 30, { lineBreak: false });
+      const right = `Report ${this.meta.reportId}`;
+      d.text(right, w - MARGIN.right - d.widthOfString(right), 30, { lineBreak: false });
+      d.moveTo(MARGIN.left, 42)
+        .lineTo(w - MARGIN.right, 42)
+        .lineWidth(0.4)
+        .strokeColor(COLORS.rule)
+        .stroke();
+    }
+    const fy = h - MARGIN.bottom + 16;
+    d.moveTo(MARGIN.left, fy - 6)
+      .lineTo(w - MARGIN.right, fy - 6)
+      .lineWidth(0.4)
+      .strokeColor(COLORS.rule)
+      .stroke();
+    d.font('regular')
+      .fontSize(6.5)
+      .fillColor(COLORS.muted)
+      .text('Data SHA-256', MARGIN.left, fy, { lineBreak: false });
+    const labelW = d.widthOfString('Data SHA-256') + 5;
+    d.font('mono')
+      .fontSize(6.5)
+      .fillColor(COLORS.ink)
+      .text(this.meta.dataHash, MARGIN.left + labelW, fy, { lineBreak: false });
+    const pageText = `Page ${i + 1} of ${this.plan!.pages}`;
+    d.font('regular').fontSize(7.5).fillColor(COLORS.muted);
+    d.text(pageText, w - MARGIN.right - d.widthOfString(pageText), fy - 1, { lineBreak: false });
+    d.font('regular')
+      .fontSize(6.5)
+      .fillColor(COLORS.faint)
+      .text(`Generated ${this.meta.generatedAt} by auditgate · confidential`, MARGIN.left, fy + 10, {
+        lineBreak: false,
+      });
+    d.page.margins = saved.margins;
+    d._font = saved.font;
+    d._fontSize = saved.size;
+    if (saved.fill) d.fillColor(...saved.fill);
+    d.x = saved.x;
+    d.y = saved.y;
+  }
+
+  /** Measuring pass: the plan. */
+  async measure(): Promise<LayoutPlan> {
+    this.doc.end();
+    await this.ended;
+    return { pages: this.pageCount, tocPages: this.toc.map((e) => e.page), rows: this.rows };
+  }
+
+  /** Drawing pass: the bytes. */
+  async finish(): Promise<Buffer> {
+    if (this.pageCount !== this.plan?.pages || this.rowCursor !== this.plan.rows.length) {
+      throw new LayoutMismatchError(
+        `the drawing pass made ${this.pageCount} pages, the measuring pass ${this.plan?.pages}`,
+      );
+    }
+    this.doc.end();
+    await this.ended;
+    return Buffer.concat(this.chunks);
+  }
+}
+
+/** Renders a document in two passes (see the top of this file). `draw` must be deterministic. */
+export async function renderDocument(meta: DocMeta, draw: (pdf: ReportPdf) => void): Promise<Buffer> {
+  const measuring = new ReportPdf(meta);
+  draw(measuring);
+  const plan = await measuring.measure();
+  const drawing = new ReportPdf(meta, plan);
+  draw(drawing);
+  return drawing.finish();
 }
 
 function niceMax(v: number): number {
