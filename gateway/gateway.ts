@@ -22,7 +22,7 @@ import {
   TRANSPORT_ERROR,
   type OriginPolicy,
 } from './front-door.ts';
-import { INTERNAL_ERROR, INVALID_REQUEST, JsonRpcFormatError, parseBody, type Classified, type ParsedBody } from './jsonrpc.ts';
+import { errorMessage, INTERNAL_ERROR, INVALID_REQUEST, JsonRpcFormatError, parseBody, type Classified, type ParsedBody } from './jsonrpc.ts';
 import { checkModernHeaders, isModern, metaVersion, SUPPORTED_VERSIONS, unsupportedVersion } from './protocol.ts';
 import { mintSessionId, principalKey, SessionRegistry, type Session } from './session.ts';
 import { HttpUpstream } from './http-upstream.ts';
@@ -30,7 +30,9 @@ import { AUDIT_UNAVAILABLE_MESSAGE, forwardDelete, forwardGet, forwardPost, Http
 import { StdioSession, type StdioDeps } from './stdio-session.ts';
 import { StatelessStdio } from './stdio-stateless.ts';
 import { PendingRequests } from './pending.ts';
-import { sendEmpty, sendRpcError } from './respond.ts';
+import { sendEmpty, sendJson, sendRpcError } from './respond.ts';
+import { PolicyGate, POLICY_DENIED } from './policy-gate.ts';
+import type { Decision } from './types.ts';
 
 /** JSON-RPC code the SDK uses for "session not found". */
 const SESSION_NOT_FOUND = -32001;
@@ -50,6 +52,7 @@ export class Gateway {
   private readonly origins: OriginPolicy;
   private readonly httpDeps: HttpDeps;
   private readonly stdioDeps: StdioDeps;
+  private readonly policy: PolicyGate;
   private closed = false;
 
   constructor(opts: GatewayOptions) {
@@ -74,10 +77,12 @@ export class Gateway {
     this.sessions = new SessionRegistry(this.options.sessionIdleMs);
     this.origins = originPolicy(opts.publicUrl, this.options.allowedOrigins);
     const forget = (id: string) => this.sessions.remove(id);
-    this.httpDeps = { auditor: this.auditor, logger: this.logger, maxResponseBytes: this.options.maxResponseBytes, forget };
+    this.policy = new PolicyGate(opts.authorizer);
+    this.httpDeps = { auditor: this.auditor, logger: this.logger, policy: this.policy, maxResponseBytes: this.options.maxResponseBytes, forget };
     this.stdioDeps = {
       auditor: this.auditor,
       logger: this.logger,
+      policy: this.policy,
       shutdown: this.options.stdioShutdown,
       maxRestarts: this.options.stdioMaxRestarts,
       forget,
@@ -214,14 +219,63 @@ export class Gateway {
     }
   }
 
-  private messageInputs(parsed: ParsedBody, latency?: (m: Classified) => number | undefined): RecordInput[] {
+  private messageInputs(
+    parsed: ParsedBody,
+    latency?: (m: Classified) => number | undefined,
+    decisions?: Map<Classified, Decision>,
+  ): RecordInput[] {
     return parsed.messages.map((m, i) => {
       const input: RecordInput = { event: 'mcp.message', direction: 'client_to_upstream', message: m };
       if (parsed.batch) input.batchIndex = i;
       const l = latency?.(m);
       if (l !== undefined) input.latencyMs = l;
+      const d = decisions?.get(m);
+      if (d) {
+        input.outcome = { decision: 'allow' };
+        if (d.rule) input.outcome.rule = d.rule;
+        if (d.reason) input.outcome.reason = d.reason;
+        if (d.policyHash) input.outcome.policy_hash = d.policyHash;
+      }
       return input;
     });
+  }
+
+  /** Decides the requests of a POST; on a denial records the refusal and answers it (true: handled). */
+  private async denied(ctx: RecordContext, parsed: ParsedBody, res: ServerResponse): Promise<Map<Classified, Decision> | undefined> {
+    const { decisions, denied } = await this.policy.check(ctx.actor!, ctx.target, parsed.messages);
+    if (!denied) return decisions;
+    const d = denied.decision;
+    const reason = d.reason ?? 'denied by policy';
+    try {
+      await this.auditor.append(
+        {
+          event: 'mcp.refused',
+          reason,
+          rule: d.rule ?? 'policy',
+          httpStatus: 200,
+          messages: parsed.messages,
+          ...(d.policyHash ? { policyHash: d.policyHash } : {}),
+          detail: { check: 'policy' },
+        },
+        ctx,
+      );
+    } catch {
+      sendRpcError(res, 503, null, TRANSPORT_ERROR, AUDIT_UNAVAILABLE_MESSAGE, undefined, { 'retry-after': '1' });
+      return undefined;
+    }
+    // A JSON-RPC error per request (HTTP 200), so clients see a tool-level refusal, not a transport failure.
+    const errors = parsed.messages
+      .filter((m) => m.kind === 'request')
+      .map((m) =>
+        errorMessage(
+          m.id,
+          POLICY_DENIED,
+          m === denied.message ? `Forbidden by policy: ${reason}` : 'Not forwarded: another request in this batch was denied by policy',
+          d.rule ? { rule: d.rule } : undefined,
+        ),
+      );
+    sendJson(res, 200, parsed.batch ? errors : errors[0]);
+    return undefined;
   }
 
   private async post(target: TargetSpec, ctx: RecordContext, req: IncomingMessage, res: ServerResponse, body: Readable): Promise<void> {
@@ -239,7 +293,9 @@ export class Gateway {
         if (err instanceof Refusal) err.extra.messages = parsed.messages;
         throw err;
       }
-      await this.auditor.append(this.messageInputs(parsed), ctx);
+      const decisions = await this.denied(ctx, parsed, res);
+      if (!decisions) return;
+      await this.auditor.append(this.messageInputs(parsed, undefined, decisions), ctx);
       if (target.kind === 'http') {
         await forwardPost(this.httpDeps, {
           upstream: this.httpUpstreams.get(target.name)!,
@@ -272,7 +328,9 @@ export class Gateway {
       }
       const params = init.message.params as { protocolVersion?: unknown } | undefined;
       if (typeof params?.protocolVersion === 'string') ctx.protocolVersion = params.protocolVersion;
-      await this.initialize(target, ctx, req, res, raw, parsed);
+      const decisions = await this.denied(ctx, parsed, res);
+      if (!decisions) return;
+      await this.initialize(target, ctx, req, res, raw, parsed, decisions);
       return;
     }
     if (sid === undefined) {
@@ -282,8 +340,10 @@ export class Gateway {
     ctx.session = session.id;
     ctx.protocolVersion = hv ?? session.protocolVersion;
     session.touch();
+    const decisions = await this.denied(ctx, parsed, res);
+    if (!decisions) return;
     if (session instanceof HttpSession) {
-      await this.auditor.append(this.messageInputs(parsed, (m) => session.serverPending.answered(m)), ctx);
+      await this.auditor.append(this.messageInputs(parsed, (m) => session.serverPending.answered(m), decisions), ctx);
       await forwardPost(this.httpDeps, {
         upstream: this.httpUpstreams.get(target.name)!,
         target: target as HttpTargetSpec,
@@ -299,8 +359,8 @@ export class Gateway {
       return;
     }
     const stdio = session as StdioSession;
-    await this.auditor.append(this.messageInputs(parsed, (m) => stdio.answerLatency(m)), ctx);
-    await stdio.post(parsed.messages, res, hv);
+    await this.auditor.append(this.messageInputs(parsed, (m) => stdio.answerLatency(m), decisions), ctx);
+    await stdio.post(parsed.messages, res, hv, ctx.actor);
   }
 
   /** Finds a live session for this target and checks it belongs to the caller. */
@@ -328,6 +388,7 @@ export class Gateway {
     res: ServerResponse,
     raw: Buffer,
     parsed: ParsedBody,
+    decisions: Map<Classified, Decision>,
   ): Promise<void> {
     const id = mintSessionId();
     const actor = ctx.actor!;
@@ -337,16 +398,16 @@ export class Gateway {
       this.sessions.add(session);
       try {
         await session.start();
-        await this.auditor.append(this.messageInputs(parsed), ctx);
+        await this.auditor.append(this.messageInputs(parsed, undefined, decisions), ctx);
       } catch (err) {
         await session.close('open_failed').catch(() => {});
         throw err;
       }
-      await session.post(parsed.messages, res);
+      await session.post(parsed.messages, res, undefined, actor);
       return;
     }
     const upstream = this.httpUpstreams.get(target.name)!;
-    await this.auditor.append(this.messageInputs(parsed), ctx);
+    await this.auditor.append(this.messageInputs(parsed, undefined, decisions), ctx);
     await forwardPost(this.httpDeps, {
       upstream,
       target,
@@ -433,7 +494,7 @@ export class Gateway {
   private statelessFor(target: StdioTargetSpec): StatelessStdio {
     let s = this.stateless.get(target.name);
     if (!s) {
-      s = new StatelessStdio(target, { auditor: this.auditor, logger: this.logger, shutdown: this.options.stdioShutdown });
+      s = new StatelessStdio(target, { auditor: this.auditor, logger: this.logger, shutdown: this.options.stdioShutdown, policy: this.policy });
       this.stateless.set(target.name, s);
     }
     return s;

@@ -7,7 +7,8 @@ import type { Auditor } from './auditor.ts';
 import { AuditUnavailableError } from './auditor.ts';
 import type { GatewayLogger } from './logger.ts';
 import type { RecordContext, RecordInput } from './record.ts';
-import { sha256Hex } from './record.ts';
+import { canonicalSha256, sha256Hex } from './record.ts';
+import { isListMethod, type PolicyGate } from './policy-gate.ts';
 import { HttpUpstream, UpstreamError, toUpstreamError, type UpstreamResponse } from './http-upstream.ts';
 import { Session } from './session.ts';
 import { PendingRequests } from './pending.ts';
@@ -23,6 +24,7 @@ export const AUDIT_UNAVAILABLE_MESSAGE = 'audit store unavailable';
 export interface HttpDeps {
   auditor: Auditor;
   logger: GatewayLogger;
+  policy: PolicyGate;
   maxResponseBytes: number;
   /** Called when a session ends, so the registry forgets it. */
   forget(id: string): void;
@@ -222,9 +224,10 @@ export async function forwardPost(deps: HttpDeps, p: PostContext): Promise<void>
     return;
   }
   const serverPending = p.session?.serverPending ?? p.serverPending;
-  const inputs = upstreamInputs(body.toString('utf8'), resp.status, pending, serverPending, p.session);
+  const text = body.toString('utf8');
+  const relayed = await upstreamInputs(deps, p.ctx, text, resp.status, pending, serverPending, p.session);
   try {
-    await deps.auditor.appendPersistent(inputs, p.ctx, () => !p.res.destroyed);
+    await deps.auditor.appendPersistent(relayed.inputs, p.ctx, () => !p.res.destroyed);
   } catch (err) {
     if (err instanceof AuditUnavailableError) {
       sendRpcError(p.res, 503, requests[0]?.id ?? null, -32000, AUDIT_UNAVAILABLE_MESSAGE, undefined, { 'retry-after': '1' });
@@ -232,7 +235,7 @@ export async function forwardPost(deps: HttpDeps, p: PostContext): Promise<void>
     }
     throw err;
   }
-  sendJson(p.res, resp.status, body, outHeaders);
+  sendJson(p.res, resp.status, relayed.text === text ? body : Buffer.from(relayed.text, 'utf8'), outHeaders);
 }
 
 async function readAll(resp: UpstreamResponse, limit: number, target: HttpTargetSpec): Promise<Buffer> {
@@ -253,32 +256,56 @@ async function readAll(resp: UpstreamResponse, limit: number, target: HttpTarget
   return Buffer.concat(chunks, size);
 }
 
-/** Record inputs for a body (or SSE data) from the upstream; non-JSON-RPC text is recorded raw. */
-function upstreamInputs(
+/**
+ * Record inputs for a body (or SSE data) from the upstream; non-JSON-RPC text is recorded raw.
+ * List results are filtered by policy first: the record and the client get the filtered message
+ * (`text` is then the re-serialised body), the record naming what was taken out.
+ */
+async function upstreamInputs(
+  deps: HttpDeps,
+  ctx: RecordContext,
   text: string,
   httpStatus: number,
   pending: PendingRequests,
   serverPending: PendingRequests | undefined,
   session: HttpSession | undefined,
   streamEventId?: string,
-): RecordInput[] {
+): Promise<{ inputs: RecordInput[]; text: string }> {
+  let parsed: ReturnType<typeof parseUpstream>;
   try {
-    const parsed = parseUpstream(text);
-    return parsed.messages.map((m, i) => {
-      const input: RecordInput = { event: 'mcp.message', direction: 'upstream_to_client', message: m, httpStatus };
-      if (parsed.batch) input.batchIndex = i;
-      const latency = pending.answered(m);
-      if (latency !== undefined) input.latencyMs = latency;
-      if (streamEventId !== undefined) input.streamEventId = streamEventId;
-      if (m.kind === 'request') serverPending?.sent([m]);
-      if (session && m.kind === 'response') noteNegotiatedVersion(session, m);
-      return input;
-    });
+    parsed = parseUpstream(text);
   } catch {
     const input: RecordInput = { event: 'mcp.message', direction: 'upstream_to_client', message: { raw: text }, httpStatus };
     if (streamEventId !== undefined) input.streamEventId = streamEventId;
-    return [input];
+    return { inputs: [input], text };
   }
+  let changed = false;
+  const delivered: Classified[] = [];
+  const inputs: RecordInput[] = [];
+  for (const [i, original] of parsed.messages.entries()) {
+    let m = original;
+    const input: RecordInput = { event: 'mcp.message', direction: 'upstream_to_client', message: m, httpStatus };
+    const answered = pending.take(m);
+    if (answered) input.latencyMs = answered.latencyMs;
+    if (answered && m.kind === 'response' && isListMethod(answered.method) && deps.policy.active && ctx.actor) {
+      const f = await deps.policy.filter(ctx.actor, ctx.target, answered.method!, m.message);
+      if (f) {
+        m = { ...m, message: f.message };
+        input.message = m;
+        input.detail = { filtered_out: f.removed, upstream_sha256: canonicalSha256(original.message) };
+        if (f.policyHash) input.outcome = { decision: 'deny', rule: 'list-filter', policy_hash: f.policyHash };
+        changed = true;
+      }
+    }
+    if (parsed.batch) input.batchIndex = i;
+    if (streamEventId !== undefined) input.streamEventId = streamEventId;
+    if (m.kind === 'request') serverPending?.sent([m]);
+    if (session && m.kind === 'response') noteNegotiatedVersion(session, m);
+    delivered.push(m);
+    inputs.push(input);
+  }
+  if (!changed) return { inputs, text };
+  return { inputs, text: JSON.stringify(parsed.batch ? delivered.map((d) => d.message) : delivered[0]!.message) };
 }
 
 function noteNegotiatedVersion(session: HttpSession, m: Classified): void {
@@ -322,7 +349,9 @@ export async function relaySse(deps: HttpDeps, o: RelayOptions): Promise<void> {
       o.session.noteEvent(ev.id, o.streamKey);
     }
     if (ev.data !== undefined && ev.data !== '' && (ev.event === undefined || ev.event === 'message')) {
-      const inputs = upstreamInputs(ev.data, o.resp.status, o.pending, o.serverPending, o.session, ev.id);
+      const relayed = await upstreamInputs(deps, o.ctx, ev.data, o.resp.status, o.pending, o.serverPending, o.session, ev.id);
+      const inputs = relayed.inputs;
+      if (relayed.text !== ev.data) ev = { ...ev, data: relayed.text };
       for (const i of inputs) {
         if (i.event === 'mcp.message' && 'kind' in i.message && (i.message.kind === 'response' || i.message.kind === 'error')) {
           open.delete(idKey(i.message.id));
@@ -423,7 +452,7 @@ export async function forwardGet(deps: HttpDeps, g: GetContext): Promise<void> {
   // 405 (no GET stream), 400, 404…: pass the upstream's answer through as it is.
   const body = await readAll(resp, deps.maxResponseBytes, g.target);
   if (body.length) {
-    const inputs = upstreamInputs(body.toString('utf8'), resp.status, g.session.pending, g.session.serverPending, g.session);
+    const { inputs } = await upstreamInputs(deps, g.ctx, body.toString('utf8'), resp.status, g.session.pending, g.session.serverPending, g.session);
     await deps.auditor.appendPersistent(inputs, g.ctx, () => !g.res.destroyed);
     sendJson(g.res, resp.status, body, outHeaders);
   } else {
@@ -451,7 +480,7 @@ export async function forwardDelete(
   }
   const body = await readAll(resp, deps.maxResponseBytes, d.target);
   if (body.length) {
-    const inputs = upstreamInputs(body.toString('utf8'), resp.status, d.session.pending, undefined, undefined);
+    const { inputs } = await upstreamInputs(deps, d.ctx, body.toString('utf8'), resp.status, d.session.pending, undefined, undefined);
     await deps.auditor.appendPersistent(inputs, d.ctx);
     sendJson(d.res, resp.status, body, clientHeaders(resp, undefined));
   } else {

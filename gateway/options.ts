@@ -1,6 +1,6 @@
 // What the host gives the gateway: checked targets (credentials already resolved from the
 // server's environment), the audit sink, the authenticator and the limits.
-import type { AuditSink, Authenticator } from './types.ts';
+import type { AuditSink, Authenticator, Authorizer } from './types.ts';
 import type { MaskHook } from './record.ts';
 import type { GatewayLogger } from './logger.ts';
 import type { StdioShutdown } from './stdio-process.ts';
@@ -32,6 +32,8 @@ export interface GatewayOptions {
   targets: TargetSpec[];
   sink: AuditSink;
   authenticator: Authenticator;
+  /** Per-tool policy: decides each client request and filters list results. None: everything allowed. */
+  authorizer?: Authorizer;
   /** Public base URL of the gateway: the OAuth resource of a target is `${publicUrl}/mcp/${name}`. */
   publicUrl: string;
   instance: string;
@@ -53,8 +55,9 @@ export interface GatewayOptions {
   stdioMaxRestarts?: number;
 }
 
-export interface ResolvedOptions extends Required<Omit<GatewayOptions, 'mask' | 'logger'>> {
+export interface ResolvedOptions extends Required<Omit<GatewayOptions, 'mask' | 'logger' | 'authorizer'>> {
   mask?: MaskHook;
+  authorizer?: Authorizer;
   logger: GatewayLogger;
 }
 

@@ -46,6 +46,8 @@ export type RecordInput =
       httpStatus?: number;
       latencyMs?: number;
       streamEventId?: string;
+      /** The policy decision that let a client request through. */
+      outcome?: NonNullable<AuditRecord['outcome']>;
       detail?: Record<string, unknown>;
     }
   | {
@@ -56,6 +58,8 @@ export type RecordInput =
       httpStatus: number;
       /** The refused messages when they parsed; otherwise detail carries size and hash of the bytes. */
       messages?: Classified[];
+      /** Hash of the policy that denied, for policy refusals. */
+      policyHash?: string;
       detail?: Record<string, unknown>;
     }
   | {
@@ -133,6 +137,7 @@ export function createRecordBuilder(opts: RecordBuilderOptions): RecordBuilder {
       if (input.httpStatus !== undefined) mcp.http_status = input.httpStatus;
       if (input.latencyMs !== undefined) mcp.latency_ms = input.latencyMs;
       if (input.streamEventId !== undefined) mcp.stream_event_id = input.streamEventId;
+      if (input.outcome) rec.outcome = input.outcome;
       return rec;
     }
 
@@ -140,6 +145,7 @@ export function createRecordBuilder(opts: RecordBuilderOptions): RecordBuilder {
       mcp.direction = 'client_to_upstream';
       mcp.http_status = input.httpStatus;
       rec.outcome = { decision: 'deny', reason: input.reason, rule: input.rule };
+      if (input.policyHash) rec.outcome.policy_hash = input.policyHash;
       const msgs = input.messages ?? [];
       const first = msgs[0];
       if (first) {

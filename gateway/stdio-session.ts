@@ -9,7 +9,7 @@ import type { StdioTargetSpec } from './options.ts';
 import type { Auditor } from './auditor.ts';
 import type { GatewayLogger } from './logger.ts';
 import type { RecordInput } from './record.ts';
-import type { AuditActor, AuditClient } from './audit-record.ts';
+import type { AuditActor, AuditClient, AuditRecord } from './audit-record.ts';
 import { Session } from './session.ts';
 import { StdioProcess, type StdioShutdown } from './stdio-process.ts';
 import { PendingRequests } from './pending.ts';
@@ -17,10 +17,13 @@ import { errorMessage, idKey, INTERNAL_ERROR, parseUpstream, type Classified, ty
 import { sendEmpty, SseWriter } from './respond.ts';
 import { formatSseEvent } from './sse.ts';
 import { UPSTREAM_TIMEOUT } from './http-forward.ts';
+import { isListMethod, type PolicyGate } from './policy-gate.ts';
+import { canonicalSha256 } from './record.ts';
 
 export interface StdioDeps {
   auditor: Auditor;
   logger: GatewayLogger;
+  policy: PolicyGate;
   shutdown: StdioShutdown;
   maxRestarts: number;
   forget(id: string): void;
@@ -49,6 +52,9 @@ interface Stream {
 interface PendingClient {
   stream: Stream;
   t0: number;
+  method?: string;
+  /** Who asked: list results are filtered for them. */
+  actor?: AuditActor;
   timer?: NodeJS.Timeout;
   progressToken?: string | number;
 }
@@ -137,7 +143,7 @@ export class StdioSession extends Session {
    * `headerVersion` is the request's MCP-Protocol-Version: as the SDK server does, a POST stream is
    * primed (resumable) when the initialize asks for 2025-11-25+, or the header says so.
    */
-  async post(messages: Classified[], res: ServerResponse, headerVersion?: string): Promise<void> {
+  async post(messages: Classified[], res: ServerResponse, headerVersion?: string, actor?: AuditActor): Promise<void> {
     this.touch();
     const requests = messages.filter((m) => m.kind === 'request');
     for (const m of messages) {
@@ -158,7 +164,7 @@ export class StdioSession extends Session {
     for (const r of requests) {
       const key = idKey(r.id);
       stream.open.add(key);
-      const p: PendingClient = { stream, t0: performance.now() };
+      const p: PendingClient = { stream, t0: performance.now(), method: r.method, actor: actor ?? this.actor };
       if (r.progressToken !== undefined) {
         p.progressToken = r.progressToken;
         this.progress.set(tokenKey(r.progressToken), stream);
@@ -355,7 +361,7 @@ export class StdioSession extends Session {
   }
 
   private async route(m: Classified, line: string, whole: boolean): Promise<void> {
-    const data = whole ? line : JSON.stringify(m.message);
+    let data = whole ? line : JSON.stringify(m.message);
     const ctx = this.recordContext();
     if ((m.kind === 'response' || m.kind === 'error') && this.internal.has(idKey(m.id))) {
       this.internal.delete(idKey(m.id));
@@ -368,9 +374,20 @@ export class StdioSession extends Session {
     }
     let stream: Stream | undefined;
     let latency: number | undefined;
+    let detail: Record<string, unknown> | undefined;
+    let outcome: NonNullable<AuditRecord['outcome']> | undefined;
     if (m.kind === 'response' || m.kind === 'error') {
       const key = idKey(m.id);
       const p = this.pendingClient.get(key);
+      if (p && m.kind === 'response' && isListMethod(p.method) && this.deps.policy.active && p.actor) {
+        const f = await this.deps.policy.filter(p.actor, this.spec.name, p.method!, m.message);
+        if (f) {
+          detail = { filtered_out: f.removed, upstream_sha256: canonicalSha256(m.message) };
+          if (f.policyHash) outcome = { decision: 'deny', rule: 'list-filter', policy_hash: f.policyHash };
+          m = { ...m, message: f.message };
+          data = JSON.stringify(f.message);
+        }
+      }
       if (p) {
         this.pendingClient.delete(key);
         if (p.timer) clearTimeout(p.timer);
@@ -401,6 +418,8 @@ export class StdioSession extends Session {
       streamEventId: eventId,
     };
     if (latency !== undefined) input.latencyMs = latency;
+    if (detail) input.detail = detail;
+    if (outcome) input.outcome = outcome;
     await this.deps.auditor.appendPersistent(input, ctx, () => !this.ended);
     this.emit(target, data);
     this.finishIfAnswered(target);

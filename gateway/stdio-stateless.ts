@@ -12,9 +12,12 @@ import { errorMessage, INTERNAL_ERROR, METHOD_NOT_FOUND, parseUpstream, type Cla
 import { sendEmpty, sendJson, SseWriter } from './respond.ts';
 import { UPSTREAM_TIMEOUT, AUDIT_UNAVAILABLE_MESSAGE } from './http-forward.ts';
 import { AuditUnavailableError } from './auditor.ts';
+import { isListMethod, type PolicyGate } from './policy-gate.ts';
+import { canonicalSha256 } from './record.ts';
 
 interface Waiting {
   clientId: JsonRpcId;
+  method?: string;
   clientToken?: string | number;
   upstreamToken?: string;
   res: ServerResponse;
@@ -43,7 +46,7 @@ export class StatelessStdio {
 
   constructor(
     readonly spec: StdioTargetSpec,
-    private readonly deps: { auditor: Auditor; logger: GatewayLogger; shutdown: StdioShutdown },
+    private readonly deps: { auditor: Auditor; logger: GatewayLogger; shutdown: StdioShutdown; policy: PolicyGate },
   ) {}
 
   private baseCtx(ctx: RecordContext): RecordContext {
@@ -80,6 +83,7 @@ export class StatelessStdio {
     const message: Record<string, unknown> = { ...m.message, id: upstreamId };
     const w: Waiting = {
       clientId: m.id ?? null,
+      method: m.method,
       res,
       ctx,
       t0: performance.now(),
@@ -117,6 +121,14 @@ export class StatelessStdio {
   private async answer(upstreamId: string, body: Record<string, unknown>, fromGateway: boolean, upstreamBody?: Record<string, unknown>): Promise<void> {
     const w = this.forget(upstreamId);
     if (!w) return;
+    let filtered: Record<string, unknown> | undefined;
+    if (!fromGateway && !('error' in body) && isListMethod(w.method) && this.deps.policy.active && w.ctx.actor) {
+      const f = await this.deps.policy.filter(w.ctx.actor, this.spec.name, w.method!, body);
+      if (f) {
+        filtered = { filtered_out: f.removed, upstream_sha256: canonicalSha256(body) };
+        body = f.message;
+      }
+    }
     const c: Classified = { kind: 'error' in body ? 'error' : 'response', message: body, id: w.clientId };
     const status = w.writer ? 200 : statusFor(body);
     const input: RecordInput = {
@@ -125,7 +137,7 @@ export class StatelessStdio {
       message: c,
       httpStatus: status,
       latencyMs: Math.round((performance.now() - w.t0) * 1000) / 1000,
-      detail: fromGateway ? { origin: 'gateway' } : { upstream_id: upstreamBody?.id ?? upstreamId },
+      detail: fromGateway ? { origin: 'gateway' } : { upstream_id: upstreamBody?.id ?? upstreamId, ...filtered },
     };
     try {
       await this.deps.auditor.appendPersistent(input, w.ctx, () => !w.res.destroyed);

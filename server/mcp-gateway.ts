@@ -6,7 +6,7 @@ import type { Config } from './config.ts';
 import type { Db } from './db.ts';
 import type { Logger } from './logger.ts';
 import type { AuditLog } from './audit/log.ts';
-import type { AuditSink, Authenticator } from '../gateway/types.ts';
+import type { AuditSink, Authenticator, Authorizer } from '../gateway/types.ts';
 import { Gateway } from '../gateway/gateway.ts';
 import { gatewayPlugin } from '../gateway/hapi.ts';
 import { ApiKeyStore } from './auth/api-keys.ts';
@@ -31,6 +31,8 @@ export interface MountOptions {
   configDocument?: ConfigDocument;
   /** Seam for the identity work: an Authenticator that also verifies OIDC bearer tokens. */
   authenticator?: Authenticator;
+  /** Per-tool policy (the `policies:` section); without it every authenticated call is allowed. */
+  authorizer?: Authorizer;
   env?: Record<string, string | undefined>;
 }
 
@@ -43,6 +45,7 @@ export async function mountGateway(opts: MountOptions): Promise<MountedGateway> 
     targets: settings.targets,
     sink,
     authenticator,
+    ...(opts.authorizer ? { authorizer: opts.authorizer } : {}),
     publicUrl: opts.config.publicUrl,
     instance: opts.config.instanceId,
     version: VERSION,

@@ -98,6 +98,7 @@ export async function startService(config: Config, opts: ServiceOptions = {}): P
       logger,
       configDocument,
       authenticator: identity.authenticator,
+      authorizer: identity.authorizer,
     });
     for (const t of mcp.settings.targets) targetNames.add(t.name);
 

@@ -41,6 +41,8 @@ export interface GatewayServiceOptions {
   /** The `targets:` mapping of the configuration file; omitted: no file (the demo target). */
   targets?: Record<string, unknown>;
   gateway?: Record<string, unknown>;
+  /** Other top-level sections of the configuration file (policies, identity…). */
+  extra?: Record<string, unknown>;
   env?: Record<string, string>;
   /** Rewrites DATABASE_URL (e.g. to go through a proxy that a test can stop). */
   rewriteDatabaseUrl?: (url: string) => string;
@@ -58,9 +60,12 @@ export async function startGatewayService(opts: GatewayServiceOptions = {}): Pro
     ...(tdb.databaseUrl ? { DATABASE_URL: opts.rewriteDatabaseUrl ? opts.rewriteDatabaseUrl(tdb.databaseUrl) : tdb.databaseUrl } : {}),
     ...opts.env,
   };
-  if (opts.targets || opts.gateway) {
+  if (opts.targets || opts.gateway || opts.extra) {
     const file = join(tdb.dir, 'auditgate.config.json');
-    writeFileSync(file, JSON.stringify({ ...(opts.targets ? { targets: opts.targets } : {}), ...(opts.gateway ? { gateway: opts.gateway } : {}) }));
+    writeFileSync(
+      file,
+      JSON.stringify({ ...opts.extra, ...(opts.targets ? { targets: opts.targets } : {}), ...(opts.gateway ? { gateway: opts.gateway } : {}) }),
+    );
     env.AUDITGATE_CONFIG = file;
   }
   const clients: Client[] = [];
