@@ -472,8 +472,10 @@ export class KnexLog implements AuditLog {
   async #checkpoint(): Promise<StoredCheckpoint | undefined> {
     if (this.#problems.length)
       throw new LogUnavailableError(`audit log refuses to sign: ${this.#problems[0]}`);
-    const state = await this.store.state();
+    // Checkpoint first, state second: the state only grows, so a checkpoint that another process
+    // signed from committed state can never be ahead of the state read after it.
     const latest = await this.store.latestCheckpoint();
+    const state = await this.store.state();
     const prev = latest ? this.#verifiedCheckpoint(latest) : undefined;
     if (prev && prev.size > state.size) {
       throw this.#alarm(
