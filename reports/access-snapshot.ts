@@ -265,8 +265,11 @@ export function buildSnapshot(input: SnapshotInput): AccessSnapshot {
     .map((l) => ({ itemId: l.itemId, accountId: l.accountId, subject: l.subject, target: l.target, entitlement: l.entitlement }))
     .sort((a, b) => byString(a.itemId, b.itemId));
 
+  // Requests without a tool name (initialize, lists, pings) are use of the target itself: they
+  // need some entitlement on that target, not a particular one.
+  const onTarget = new Set(lines.filter((l) => l.tool !== '').map((l) => `${l.accountId}\u0000${l.target}`));
   const unmatchedUsage = input.usage
-    .filter((u) => !matchedUsage.has(u))
+    .filter((u) => !matchedUsage.has(u) && !(u.tool === '' && onTarget.has(`${u.accountId}\u0000${u.target}`)))
     .sort((a, b) => byString(a.accountId, b.accountId) || byString(a.target, b.target) || byString(a.tool, b.tool));
   const identityCounts: Record<IdentityType, number> = { human: 0, service: 0, agent: 0 };
   for (const i of input.identities) identityCounts[i.type]++;

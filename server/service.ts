@@ -113,6 +113,7 @@ export async function startService(config: Config, opts: ServiceOptions = {}): P
       readiness,
       apiKeys: identity.apiKeys,
       targetNames: () => mcp?.settings.targets.map((t) => t.name) ?? [],
+      policy: () => identity.policy,
     });
     stoppers.push(() => reports.stop());
     // Evidence bundles: download routes, and the scheduled bundle job on the report scheduler.

@@ -261,3 +261,44 @@ for (const kind of DB_KINDS) {
     t.true(ch.changes.every((x) => x.beforeSha256 && x.afterSha256));
   });
 }
+
+test('sqlite: with a per-tool policy, entitlements are the tools each account is allowed, with the deciding rule', async (t) => {
+  const f = await fixture('sqlite');
+  t.teardown(() => f.tdb.cleanup());
+  const { PolicyEngine, parsePolicies } = await import('../server/policy/policy.ts');
+  const { generateReport } = await import('../server/reports/generate.ts');
+  const { parseReportsConfig } = await import('../server/reports/report-config.ts');
+  const { parsePeriod } = await import('../reports/period.ts');
+  const policy = new PolicyEngine(
+    parsePolicies([
+      { name: 'ci-github', effect: 'allow', subjects: ['ci-runner-*'], targets: ['github'], tools: ['search_issues', 'get_pull_request'] },
+      { name: 'no-prod-writes', effect: 'deny', targets: ['postgres-prod'], tools: ['execute_sql'] },
+      { name: 'agents', effect: 'allow', roles: ['agent'], targets: ['jira', 'postgres-prod'] },
+    ]),
+  );
+  const { openKnexLog } = await import('../server/audit/knex-log.ts');
+  const { loadOrCreateLogKey } = await import('../server/audit/log-key.ts');
+  const config = loadConfig(f.env, f.tdb.dir);
+  const real = await openKnexLog(f.tdb.db, { origin: config.log.origin, signer: await loadOrCreateLogKey(config.log.keyFile, config.log.origin), batchMaxSize: 16, batchMaxDelayMs: 2, checkpointIntervalMs: 1000, checkpointTimer: false });
+  t.teardown(() => real.close());
+  const out = await generateReport(
+    { db: f.tdb.db, log: real, config: parseReportsConfig({ targets: { 'postgres-prod': { privileged_tools: ['execute_sql'] } } }), instance: 't', policy: () => policy },
+    'access-review',
+    parsePeriod('2026-Q3'),
+    { generatedAt: '2026-10-01T06:00:00.000Z', trigger: 'cli' },
+    { pdf: false },
+  );
+  const d = JSON.parse(out.json.toString('utf8')) as AccessReviewData;
+  const ci = d.lines.filter((l) => l.subject === 'ci-runner-0');
+  t.deepEqual(ci.map((l) => `${l.target}/${l.tool}`).sort(), ['github/get_pull_request', 'github/search_issues', 'jira/create_ticket', 'jira/search', 'jira/transition_ticket', 'postgres-prod/describe_table', 'postgres-prod/run_query']);
+  t.is(ci.find((l) => l.target === 'github')!.grantRef, 'policy rule ci-github');
+  t.is(ci.find((l) => l.target === 'github')!.grantPath, 'direct');
+  t.is(ci.find((l) => l.target === 'jira')!.grantPath, 'role');
+  t.false(d.lines.some((l) => l.tool === 'execute_sql' || l.tool === '*'), 'denied and unknown tools are not entitlements');
+  // Per-tool use: calls of a line are that tool's calls only.
+  const n = await f.tdb.db('audit_events').where({ key_id: ci[0]!.accountId, target: 'jira', name: 'search', event: 'mcp.message', direction: 'client_to_upstream' }).andWhere('ts', '>=', Q3.start).andWhere('ts', '<', Q3.end).count({ n: '*' }).first();
+  t.is(d.lines.find((l) => l.subject === 'ci-runner-0' && l.tool === 'search')?.callsInPeriod ?? 0, toInt(n!.n));
+  t.true(d.scope.sources.some((s) => s.name.includes('tool catalogue')));
+  // Calls the policy would not allow show up as use without an entitlement.
+  t.true(d.exceptions.some((e) => e.kind === 'unmatched_usage'));
+});

@@ -10,12 +10,15 @@ import type {
   IdentityRecord,
   LogCheckpointRef,
   Sourced,
+  SourceDescription,
   TargetRecord,
   UsageRecord,
 } from '../../reports/access-types.ts';
 import type { Period } from '../../reports/period.ts';
 import { hourBucket, intOut, isoOrNull, isoOut, runQuery } from './sql.ts';
 import type { ReportsConfig } from './report-config.ts';
+import type { PolicyEngine } from '../policy/policy.ts';
+import type { AuditActor } from '../../gateway/audit-record.ts';
 
 /** Roles that carry administrative power over the gateway itself. */
 const PRIVILEGED_ROLES = new Set(['admin', 'approver']);
@@ -31,6 +34,8 @@ export interface AccessSourceOptions {
   config: ReportsConfig;
   /** Configured MCP targets (server/targets.ts); targets seen in the log are added. */
   targetNames?: () => string[] | Promise<string[]>;
+  /** The per-tool policy in force: entitlements become the tools it allows each account. */
+  policy?: () => PolicyEngine;
 }
 
 export class SqlAccessReviewSource implements AccessReviewSource {
@@ -136,6 +141,27 @@ export class SqlAccessReviewSource implements AccessReviewSource {
   async entitlements(identities: IdentityRecord[], asOf: string): Promise<Sourced<EntitlementRecord>> {
     const targets = await this.targetList();
     const rows: EntitlementRecord[] = [];
+    const extraSources: SourceDescription[] = [];
+    // The tools each target is known to have: every tool called (or refused) up to the snapshot,
+    // plus the tools configured as privileged.
+    const catalog = new Map<string, string[]>();
+    if (this.o.policy && this.o.policy().rules.length > 0) {
+      const r = await runQuery<Record<string, unknown>>(
+        this.o.db,
+        'audit_events (tool catalogue per target)',
+        `SELECT DISTINCT target, name FROM audit_events
+         WHERE idx < ? AND jsonrpc_method = 'tools/call' AND name IS NOT NULL AND target IS NOT NULL ORDER BY 1, 2`,
+        [this.upToSize],
+        asOf,
+      );
+      extraSources.push(r.source);
+      for (const x of r.rows) catalog.set(String(x.target), [...(catalog.get(String(x.target)) ?? []), String(x.name)]);
+      for (const t of targets) {
+        const known = new Set(catalog.get(t.name) ?? []);
+        for (const p of t.privilegedTools ?? []) known.add(p);
+        catalog.set(t.name, [...known].sort());
+      }
+    }
     for (const id of identities) {
       const key = this.keyRoles.get(id.accountId);
       const idp = this.idpRoles.get(id.accountId);
@@ -143,8 +169,38 @@ export class SqlAccessReviewSource implements AccessReviewSource {
       const grantPath = key ? 'direct' : idp?.groups.length ? 'group' : 'role';
       const grantRef = key ? 'API key roles' : idp?.groups.length ? `groups: ${idp.groups.join(', ')}` : 'token roles';
       const approvalRef = key?.description ? TICKET.exec(key.description)?.[0] : undefined;
+      const policy = this.o.policy?.();
       for (const role of [...new Set(roles)].sort()) {
-        if (role === MCP_ROLE) {
+        if (role === MCP_ROLE && policy && policy.rules.length > 0) {
+          // Effective entitlements under the policy: every known tool of every target it allows.
+          const actor: AuditActor = {
+            subject: id.subject,
+            auth_method: key ? 'api_key' : id.authMethod.startsWith('oidc (') ? 'session' : 'oidc',
+            roles,
+            ...(key ? { key_id: id.accountId } : {}),
+            ...(idp?.groups.length ? { groups: idp.groups } : {}),
+            ...(!key && id.accountId.includes('#') && id.accountId.split('#')[0] ? { issuer: id.accountId.split('#')[0] } : {}),
+          };
+          for (const t of targets) {
+            for (const tool of catalog.get(t.name) ?? []) {
+              const d = policy.decide(actor, { target: t.name, method: 'tools/call', name: tool });
+              if (!d.allow) continue;
+              const rule = policy.rules.find((r) => r.name === d.rule);
+              rows.push({
+                accountId: id.accountId,
+                target: t.name,
+                tool,
+                role,
+                privileged: !!t.privilegedTools?.includes(tool),
+                grantPath: rule?.subjects ? 'direct' : rule?.groups ? 'group' : 'role',
+                grantRef: `policy rule ${d.rule}`,
+                grantedAt: key?.createdAt ?? idp?.firstSeen,
+                grantedBy: key?.createdBy,
+                approvalRef,
+              });
+            }
+          }
+        } else if (role === MCP_ROLE) {
           // No per-tool policy store to consult here: the agent role reaches every tool of every target.
           for (const t of targets) {
             rows.push({
@@ -176,10 +232,15 @@ export class SqlAccessReviewSource implements AccessReviewSource {
         }
       }
     }
-    const text = 'roles of each account (api_keys.roles; IdP: actor.roles of the latest entry) × MCP targets for role agent';
+    const policy = this.o.policy?.();
+    const text =
+      policy && policy.rules.length
+        ? `roles of each account (api_keys.roles; IdP: actor.roles/groups of the latest entry) × tools allowed by policy ${policy.hash}`
+        : 'roles of each account (api_keys.roles; IdP: actor.roles of the latest entry) × MCP targets for role agent (no policy: every tool)';
     return {
       rows,
       sources: [
+        ...extraSources,
         {
           name: 'effective entitlements (derived)',
           query: text,

@@ -12,6 +12,7 @@ import { canonicalBytes, sha256Hex } from '../../reports/canonical.ts';
 import { SqlAccessReviewSource } from './access-source.ts';
 import { CampaignStore } from './campaigns.ts';
 import type { ReportsConfig } from './report-config.ts';
+import type { PolicyEngine } from '../policy/policy.ts';
 import type { RecordSink } from './audit-entries.ts';
 import { VERSION } from '../version.ts';
 import { buildActivityReport } from '../../reports/activity.ts';
@@ -44,6 +45,8 @@ export interface GenerateContext {
   config: ReportsConfig;
   instance: string;
   targetNames?: () => string[] | Promise<string[]>;
+  /** The per-tool policy in force (entitlements per allowed tool). */
+  policy?: () => PolicyEngine;
   runExceptions?: (job: string, fromIso: string, toIso: string) => Promise<RunExceptionRecord[]>;
 }
 
@@ -60,7 +63,7 @@ export async function generateReport(
   let pdf: Buffer | undefined;
   let csv: Record<string, string> = {};
   if (kind === 'access-review') {
-    const source = new SqlAccessReviewSource({ db: ctx.db, log: ctx.log, config: ctx.config, targetNames: ctx.targetNames });
+    const source = new SqlAccessReviewSource({ db: ctx.db, log: ctx.log, config: ctx.config, targetNames: ctx.targetNames, policy: ctx.policy });
     const store = new CampaignStore({
       db: ctx.db,
       log: ctx.log,

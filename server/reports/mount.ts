@@ -15,6 +15,7 @@ import { loadReportsConfig, type ReportsConfig } from './report-config.ts';
 import { reportJobs } from './report-jobs.ts';
 import { reportsApiPlugin } from './routes.ts';
 import type { GenerateContext } from './generate.ts';
+import type { PolicyEngine } from '../policy/policy.ts';
 
 export interface MountedReports {
   config: ReportsConfig;
@@ -36,6 +37,7 @@ export async function mountReports(o: {
   readiness: Readiness;
   apiKeys?: ApiKeyStore;
   targetNames?: () => string[];
+  policy?: () => PolicyEngine;
   env?: Record<string, string | undefined>;
 }): Promise<MountedReports> {
   const reportsConfig = loadReportsConfig(o.env ?? process.env, o.config.dataDir);
@@ -54,12 +56,13 @@ export async function mountReports(o: {
     config: reportsConfig,
     instance: o.config.instanceId,
     targetNames: o.targetNames,
+    policy: o.policy,
     runExceptions: (job, a, b) => scheduler.store.exceptionsBetween(job, a, b),
   };
   const campaigns = new CampaignStore({
     db: o.db,
     log: o.log,
-    source: new SqlAccessReviewSource({ db: o.db, log: o.log, config: reportsConfig, targetNames: o.targetNames }),
+    source: new SqlAccessReviewSource({ db: o.db, log: o.log, config: reportsConfig, targetNames: o.targetNames, policy: o.policy }),
     config: reportsConfig,
     instance: o.config.instanceId,
     runExceptions: (a, b) => scheduler.store.exceptionsBetween('access-review', a, b),
