@@ -429,7 +429,10 @@ export async function fsck(
     checkpointsChecked,
     checks: f.checks({
       'state row': `size ${state.size}, root ${hex(state.root)} recomputed from the entries`,
-      'entries present': `entries 0..${state.size - 1} present, none beyond`,
+      'entries present':
+        state.size === 0
+          ? 'empty log, no entries stored'
+          : `entries 0..${state.size - 1} present, none beyond`,
       'entry hashes': `${r.size} entries re-hashed`,
       'stored tree hashes': `every stored hash of ${r.size} entries recomputed`,
       'checkpoint signatures': `${checkpointsChecked} checkpoint signatures verify`,
