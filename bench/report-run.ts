@@ -15,19 +15,20 @@ const config = loadConfig(process.env, process.cwd());
 const db = openDatabase(config);
 const log = await openCliLog(config, db);
 const t0 = performance.now();
+const timings: Record<string, number> = {};
 const out = await generateReport(
   { db, log, config: parseReportsConfig({ dormant_days: 45 }), instance: 'bench' },
   kind,
   parsePeriod(periodText),
   { generatedAt: new Date().toISOString(), trigger: 'cli' },
-  { csv: true },
+  { csv: true, timings },
 );
 const ms = performance.now() - t0;
 writeFileSync(join(outDir, `${kind}.pdf`), out.pdf!);
 writeFileSync(join(outDir, `${kind}.json`), out.json);
 const data = JSON.parse(out.json.toString('utf8'));
 process.stdout.write(
-  `${JSON.stringify({ kind, ms: Math.round(ms), maxRssMiB: Math.round(process.resourceUsage().maxRSS / 1024), dataHash: out.dataHash, pdfBytes: out.pdf!.length, lines: data.lines?.length ?? null, requests: data.totals?.requests ?? null })}\n`,
+  `${JSON.stringify({ kind, ms: Math.round(ms), maxRssMiB: Math.round(process.resourceUsage().maxRSS / 1024), dataHash: out.dataHash, pdfBytes: out.pdf!.length, lines: data.lines?.length ?? null, requests: data.totals?.requests ?? null, timings })}\n`,
 );
 await log.close();
 await db.destroy();

@@ -5,7 +5,7 @@
 import { execFileSync } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
 import { mkdirSync } from 'node:fs';
-import { cpus, totalmem } from 'node:os';
+import { cpus, loadavg, totalmem } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { createTestDb } from '../test/helpers/db.ts';
@@ -100,7 +100,7 @@ try {
   const head = await log.head();
   await log.close();
   console.log(`# ${kind}: wrote ${written.toLocaleString('en-US')} entries (${IDENTITIES} identities, ${TARGETS.length} targets) through the log in ${setupS.toFixed(0)} s; tree size ${head.size}`);
-  console.log(`# machine: ${cpus().length} cores, ${Math.round(totalmem() / 2 ** 30)} GiB, Node ${process.version}`);
+  console.log(`# machine: ${cpus().length} cores, ${Math.round(totalmem() / 2 ** 30)} GiB, Node ${process.version}, load average ${loadavg().map((x) => x.toFixed(1)).join(' ')}`);
 
   const out = join(tdb.dir, 'bench-out');
   mkdirSync(out);
@@ -110,7 +110,7 @@ try {
     const r = JSON.parse(line.trim().split('\n').at(-1)!);
     results.push(r);
     const ok = r.ms < 30_000 && r.maxRssMiB < 512;
-    console.log(`${report.padEnd(14)} ${(r.ms / 1000).toFixed(1).padStart(6)} s  peak RSS ${String(r.maxRssMiB).padStart(4)} MiB  PDF ${(r.pdfBytes / 2 ** 20).toFixed(1)} MiB  ${r.lines !== null ? `${r.lines} lines` : `${r.requests} requests`}  ${ok ? 'PASS' : 'FAIL'} (goal < 30 s, < 512 MiB)`);
+    console.log(`${report.padEnd(14)} ${(r.ms / 1000).toFixed(1).padStart(6)} s  peak RSS ${String(r.maxRssMiB).padStart(4)} MiB  PDF ${(r.pdfBytes / 2 ** 20).toFixed(1)} MiB  ${r.lines !== null ? `${r.lines} lines` : `${r.requests} requests`}  ${ok ? 'PASS' : 'FAIL'} (goal < 30 s, < 512 MiB)  [${Object.entries(r.timings).map(([k, v]) => `${k} ${((v as number) / 1000).toFixed(1)} s`).join(', ')}]`);
   }
   console.log(JSON.stringify({ db: kind, entries: written, identities: IDENTITIES, setupS: Math.round(setupS), results }));
 } finally {

@@ -15,7 +15,7 @@ import type {
   UsageRecord,
 } from '../../reports/access-types.ts';
 import type { Period } from '../../reports/period.ts';
-import { hourBucket, intOut, isoOrNull, isoOut, runQuery } from './sql.ts';
+import { hourBucket, intOut, isoOrNull, isoOut, runQuery, logBoundary } from './sql.ts';
 import type { ReportsConfig } from './report-config.ts';
 import type { PolicyEngine } from '../policy/policy.ts';
 import type { AuditActor } from '../../gateway/audit-record.ts';
@@ -42,13 +42,9 @@ export class SqlAccessReviewSource implements AccessReviewSource {
   constructor(private readonly o: AccessSourceOptions) {}
 
   async checkpoint(asOf: string): Promise<LogCheckpointRef> {
-    const head = await this.o.log.head();
-    const r = await this.o.db('audit_events').where('ts', '<', asOf).max({ m: 'idx' }).first();
-    const last = r?.m === null || r?.m === undefined ? -1 : intOut(r.m);
-    const size = Math.min(head.size, last + 1);
-    this.upToSize = size;
-    const root = await this.o.log.rootAt(size);
-    return { size, root: Buffer.from(root).toString('hex') };
+    const ref = await logBoundary(this.o.db, this.o.log, asOf);
+    this.upToSize = ref.size;
+    return ref;
   }
 
   async identities(asOf: string, period: Period, upTo: LogCheckpointRef): Promise<Sourced<IdentityRecord>> {

@@ -6,7 +6,7 @@ import type { ActivitySource, Sourced2 } from '../../reports/activity.ts';
 import type { LogCheckpointRef } from '../../reports/access-types.ts';
 import type { Period } from '../../reports/period.ts';
 import { ACCOUNT_SQL } from './access-source.ts';
-import { dayBucket, dayOfWeek, hourBucket, hourOfDay, intOut, isoOut, runQuery } from './sql.ts';
+import { dayBucket, dayOfWeek, hourBucket, hourOfDay, intOut, isoOut, runQuery, logBoundary } from './sql.ts';
 import type { ReportsConfig } from './report-config.ts';
 
 const REQUEST = "event = 'mcp.message' AND direction = 'client_to_upstream' AND kind = 'request'";
@@ -22,11 +22,7 @@ export class SqlActivitySource implements ActivitySource {
   }
 
   async checkpoint(asOf: string): Promise<LogCheckpointRef> {
-    const head = await this.o.log.head();
-    const r = await this.o.db('audit_events').where('ts', '<', asOf).max({ m: 'idx' }).first();
-    const last = r?.m === null || r?.m === undefined ? -1 : intOut(r.m);
-    const size = Math.min(head.size, last + 1);
-    return { size, root: Buffer.from(await this.o.log.rootAt(size)).toString('hex') };
+    return logBoundary(this.o.db, this.o.log, asOf);
   }
 
   async eventCounts(p: Period, upTo: LogCheckpointRef) {

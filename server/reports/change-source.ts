@@ -5,7 +5,7 @@ import type { Db } from '../db.ts';
 import type { ChangeEntry, ChangeSource } from '../../reports/changes.ts';
 import type { LogCheckpointRef, SourceDescription } from '../../reports/access-types.ts';
 import type { Period } from '../../reports/period.ts';
-import { intOut } from './sql.ts';
+import { intOut, logBoundary } from './sql.ts';
 import { createHash } from 'node:crypto';
 
 const SQL = "SELECT idx FROM audit_events WHERE idx < ? AND ts >= ? AND ts < ? AND event = 'config.change' AND idx > ? ORDER BY idx LIMIT 500";
@@ -14,11 +14,7 @@ export class SqlChangeSource implements ChangeSource {
   constructor(private readonly o: { db: Db; log: Pick<AuditLog, 'head' | 'rootAt' | 'entries'> }) {}
 
   async checkpoint(asOf: string): Promise<LogCheckpointRef> {
-    const head = await this.o.log.head();
-    const r = await this.o.db('audit_events').where('ts', '<', asOf).max({ m: 'idx' }).first();
-    const last = r?.m === null || r?.m === undefined ? -1 : intOut(r.m);
-    const size = Math.min(head.size, last + 1);
-    return { size, root: Buffer.from(await this.o.log.rootAt(size)).toString('hex') };
+    return logBoundary(this.o.db, this.o.log, asOf);
   }
 
   describe(p: Period, upTo: LogCheckpointRef): SourceDescription {

@@ -55,8 +55,14 @@ export async function generateReport(
   kind: ReportKind,
   period: Period,
   run: RunInfo,
-  want: { pdf?: boolean; csv?: boolean; campaignId?: string } = {},
+  want: { pdf?: boolean; csv?: boolean; campaignId?: string; timings?: Record<string, number> } = {},
 ): Promise<ReportOutputs> {
+  let mark = performance.now();
+  const lap = (what: string) => {
+    const now = performance.now();
+    if (want.timings) want.timings[what] = Math.round(now - mark);
+    mark = now;
+  };
   let json: Buffer;
   let dataHash: string;
   let reportId: string;
@@ -76,12 +82,13 @@ export async function generateReport(
     let data;
     if (campaign) {
       data = await store.reportData(campaign.id);
+      lap('data');
     } else {
       // No campaign launched for the period: report the population as of the period's end, all
       // lines pending. The id is derived from the snapshot, so a re-run gives the same bytes.
-      const snapshot = buildSnapshot(
-        await collectSnapshotInput(source, { period, settings: ctx.config.settings, previous: await store.previousLines(period) }),
-      );
+      const input = await collectSnapshotInput(source, { period, settings: ctx.config.settings, previous: await store.previousLines(period) });
+      lap('sql');
+      const snapshot = buildSnapshot(input);
       const runExceptions = ctx.runExceptions ? await ctx.runExceptions('access-review', period.start, period.end) : [];
       data = buildAccessReview({
         campaignId: `snapshot-${snapshot.hash.slice(0, 16)}`,
@@ -92,19 +99,25 @@ export async function generateReport(
         signoffs: [],
         runExceptions,
       });
+      lap('model');
     }
     ({ bytes: json, hash: dataHash } = accessReviewBytes(data));
     reportId = data.reportId;
+    lap('json');
     if (want.pdf !== false) pdf = await renderAccessReviewPdf(data, dataHash, run);
+    lap('pdf');
     if (want.csv) csv = accessReviewCsvs(data);
+    lap('csv');
   } else if (kind === 'activity') {
     const source = new SqlActivitySource({ db: ctx.db, log: ctx.log, config: ctx.config });
     const runExceptions = ctx.runExceptions ? await ctx.runExceptions('activity', period.start, period.end) : [];
     const data = await buildActivityReport(source, { period, generatorVersion: VERSION, businessHours: ctx.config.businessHours, runExceptions });
+    lap('sql');
     json = canonicalBytes(data);
     dataHash = sha256Hex(json);
     reportId = data.reportId;
     if (want.pdf !== false) pdf = await renderActivityPdf(data, dataHash, run);
+    lap('pdf');
     if (want.csv) csv = activityCsvs(data);
   } else {
     const source = new SqlChangeSource({ db: ctx.db, log: ctx.log });

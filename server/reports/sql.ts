@@ -2,7 +2,22 @@
 // every query a report ran (text + bindings + hash), so auditors can re-run exactly that.
 import { createHash } from 'node:crypto';
 import { isPostgres, toInt, type Db } from '../db.ts';
-import type { SourceDescription } from '../../reports/access-types.ts';
+import type { LogCheckpointRef, SourceDescription } from '../../reports/access-types.ts';
+import type { AuditLog } from '../audit/log.ts';
+
+/**
+ * The tree size a report for data before `asOf` reads up to: the index of the first entry at or
+ * after `asOf` (or the whole log when there is none yet). Every entry below it is before `asOf`,
+ * so the bound never moves once the period is over — a record stamped inside the period but
+ * appended after that first later entry is left out of every run alike — and the query is an
+ * index range scan over the tail, not the whole period.
+ */
+export async function logBoundary(db: Db, log: Pick<AuditLog, 'head' | 'rootAt'>, asOf: string): Promise<LogCheckpointRef> {
+  const head = await log.head();
+  const r = await db('audit_events').where('ts', '>=', asOf).min({ m: 'idx' }).first();
+  const size = r?.m === null || r?.m === undefined ? head.size : Math.min(head.size, toInt(r.m));
+  return { size, root: Buffer.from(await log.rootAt(size)).toString('hex') };
+}
 
 /** audit_events.ts is timestamptz on PostgreSQL and ISO text on SQLite: UTC hour/day buckets as text. */
 export function hourBucket(db: Db, col = 'ts'): string {
