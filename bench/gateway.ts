@@ -2,6 +2,7 @@
 // (each its own session), measured
 //   - directly against the upstream (bench/upstream.ts: an official-SDK MCP server with an echo tool),
 //   - through a bare Node pass-through proxy (bench/bare-proxy.ts, a few lines of undici: the baseline),
+//   - through the gateway's code alone (bench/gateway-no-durability.ts: records to an in-memory sink),
 //   - through auditgate (API-key authentication, durable write-ahead audit) on SQLite,
 //   - through auditgate on PostgreSQL.
 // Upstream, proxy and auditgate each run in their own process, as `npm start` runs them; the load
@@ -193,6 +194,12 @@ async function main(): Promise<void> {
   const upstream = { url: `http://127.0.0.1:${upstreamPort}/mcp`, stop: () => stop(upstreamProc.child) };
   const proxyPort = await freePort();
   const proxy = await startProcess(['--import', 'tsx', 'bench/bare-proxy.ts', upstream.url, String(proxyPort)], { PATH: process.env.PATH ?? '' }, /listening/);
+  const bareGatewayPort = await freePort();
+  const bareGateway = await startProcess(
+    ['--import', 'tsx', 'bench/gateway-no-durability.ts', upstream.url, String(bareGatewayPort), 'bench-key'],
+    { PATH: process.env.PATH ?? '' },
+    /listening/,
+  );
   const gateways = new Map<DbKind, Awaited<ReturnType<typeof startAuditgate>>>();
   for (const kind of KINDS) gateways.set(kind, await startAuditgate(kind, upstream.url));
   const rows: Row[] = [];
@@ -201,6 +208,10 @@ async function main(): Promise<void> {
     const plan: Array<[string, Run]> = [
       ['direct to the upstream', (w) => load(upstream.url, {}, upstreamProc.child.pid, w)],
       ['bare Node proxy (undici)', (w) => load(`http://127.0.0.1:${proxyPort}/mcp`, {}, proxy.child.pid, w)],
+      [
+        'gateway code only (in-memory sink, fixed key) ²',
+        (w) => load(`http://127.0.0.1:${bareGatewayPort}/mcp/bench`, { authorization: 'Bearer bench-key' }, bareGateway.child.pid, w),
+      ],
       ...KINDS.map((k): [string, Run] => {
         const g = gateways.get(k)!;
         return [`auditgate, ${k === 'sqlite' ? 'SQLite' : 'PostgreSQL'}`, (w) => load(g.url, { authorization: `Bearer ${g.key}` }, g.child.pid, w)];
@@ -224,6 +235,7 @@ async function main(): Promise<void> {
       await g.tdb.cleanup();
     }));
     await stop(proxy.child);
+    await stop(bareGateway.child);
     await upstream.stop();
   }
 
@@ -257,6 +269,7 @@ async function main(): Promise<void> {
   }
   console.log('');
   console.log('¹ CPU time of the process in the middle per call: the upstream (direct), the proxy, or auditgate (its database server not included).');
+  console.log("² bench/gateway-no-durability.ts: the gateway's code path with records going to a sink that resolves at once — its own cost, without the log's durable commits. Not a way to run auditgate.");
   const sqlite = summary.find((s) => s.name.includes('SQLite'));
   if (sqlite) {
     const rateOk = sqlite.rate >= bare.rate / 2;

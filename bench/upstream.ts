@@ -18,7 +18,9 @@ async function open(req: IncomingMessage, res: ServerResponse, body: unknown): P
   }));
   const transport: StreamableHTTPServerTransport = new StreamableHTTPServerTransport({
     sessionIdGenerator: () => randomUUID(),
-    onsessioninitialized: (id) => sessions.set(id, transport),
+    onsessioninitialized: (id) => {
+      sessions.set(id, transport);
+    },
   });
   transport.onclose = () => {
     if (transport.sessionId) sessions.delete(transport.sessionId);
