@@ -7,7 +7,7 @@ import { sign } from 'node:crypto';
 import { readFileSync, readdirSync, writeFileSync } from 'node:fs';
 import { join, relative, sep } from 'node:path';
 import { MemoryLog, evidenceKeys, fillLog, fixtureBundle, sha256, tempDir } from './helpers/evidence-fixture.ts';
-import { ReportPdf } from '../reports/pdf/document.ts';
+import { renderDocument } from '../reports/pdf/document.ts';
 import { canonicalBytes } from '../reports/canonical.ts';
 import { PATHS, isManifestFile } from '../reports/evidence/layout.ts';
 import { formatManifest } from '../reports/evidence/manifest.ts';
@@ -17,18 +17,13 @@ import { verifyBundle } from '../server/evidence/verify.ts';
 import type { EvidenceReport } from '../reports/evidence/types.ts';
 
 async function pdfWithFooter(hash: string, pages: number): Promise<Buffer> {
-  const doc = new ReportPdf({
-    title: 'Access review',
-    shortTitle: 'Access review',
-    reportId: 'AR-1',
-    dataHash: hash,
-    generatedAt: '2026-11-01T00:00:00.000Z',
+  const meta = { title: 'Access review', shortTitle: 'Access review', reportId: 'AR-1', dataHash: hash, generatedAt: '2026-11-01T00:00:00.000Z' };
+  return renderDocument(meta, (doc) => {
+    for (let i = 0; i < pages; i++) {
+      doc.newPage();
+      doc.doc.text(`Section ${i + 1}: entitlements ÄÖÜ → ok`);
+    }
   });
-  for (let i = 0; i < pages; i++) {
-    doc.newPage();
-    doc.doc.text(`Section ${i + 1}: entitlements ÄÖÜ → ok`);
-  }
-  return doc.finish();
 }
 
 function reportFor(json: Buffer, pdf: Buffer): EvidenceReport {

@@ -60,23 +60,24 @@ function get(objects: Map<number, PdfObject>, id: number | undefined, what: stri
 
 function parseToUnicode(cmap: string): FontMap {
   const hex = (s: string) => parseInt(s, 16);
-  const utf16 = (h: string) => Buffer.from(h, 'hex').swap16().toString('utf16le');
+  // Hex strings may hold spaces (pdfkit writes a ligature as "<0066 0069>").
+  const utf16 = (h: string) => Buffer.from(h.replace(/\s+/g, ''), 'hex').swap16().toString('utf16le');
   const map = new Map<number, string>();
   const space = /begincodespacerange\s*<([0-9a-fA-F]+)>/.exec(cmap);
   const bytesPerCode = space ? space[1]!.length / 2 : 2;
   for (const block of cmap.matchAll(/beginbfchar([\s\S]*?)endbfchar/g)) {
-    for (const p of block[1]!.matchAll(/<([0-9a-fA-F]+)>\s*<([0-9a-fA-F]+)>/g)) map.set(hex(p[1]!), utf16(p[2]!));
+    for (const p of block[1]!.matchAll(/<([0-9a-fA-F]+)>\s*<([0-9a-fA-F\s]+)>/g)) map.set(hex(p[1]!), utf16(p[2]!));
   }
   for (const block of cmap.matchAll(/beginbfrange([\s\S]*?)endbfrange/g)) {
-    for (const p of block[1]!.matchAll(/<([0-9a-fA-F]+)>\s*<([0-9a-fA-F]+)>\s*(\[[^\]]*\]|<[0-9a-fA-F]+>)/g)) {
+    for (const p of block[1]!.matchAll(/<([0-9a-fA-F]+)>\s*<([0-9a-fA-F]+)>\s*(\[[^\]]*\]|<[0-9a-fA-F\s]+>)/g)) {
       const lo = hex(p[1]!);
       const hi = hex(p[2]!);
       const dst = p[3]!;
       if (dst.startsWith('[')) {
-        const items = [...dst.matchAll(/<([0-9a-fA-F]+)>/g)].map((x) => utf16(x[1]!));
+        const items = [...dst.matchAll(/<([0-9a-fA-F\s]+)>/g)].map((x) => utf16(x[1]!));
         items.forEach((s, i) => map.set(lo + i, s));
       } else {
-        const base = Buffer.from(dst.slice(1, -1), 'hex').swap16().toString('utf16le');
+        const base = utf16(dst.slice(1, -1));
         for (let c = lo; c <= hi; c++) {
           map.set(c, base.slice(0, -1) + String.fromCharCode(base.charCodeAt(base.length - 1) + (c - lo)));
         }

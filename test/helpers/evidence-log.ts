@@ -55,7 +55,16 @@ export async function evidenceLogSetup(
     ...opts.env,
   };
   const signer = await loadOrCreateLogKey(join(tdb.dir, 'log-key'), origin);
-  const log = await openKnexLog(tdb.db, { origin, signer, batchMaxSize: 64, batchMaxDelayMs: 1, checkpointIntervalMs: 86_400_000, checkpointTimer: false });
+  // A generous append timeout: the whole suite shares two cores and one PostgreSQL.
+  const log = await openKnexLog(tdb.db, {
+    origin,
+    signer,
+    batchMaxSize: 64,
+    batchMaxDelayMs: 1,
+    checkpointIntervalMs: 86_400_000,
+    checkpointTimer: false,
+    appendTimeoutMs: 60_000,
+  });
   for (let i = 0; i < 30; i++) {
     await log.append(sampleAuditRecord(new Date(Date.UTC(2026, 8, 2, 0, 0, i)), i));
     if (i === 14) await log.checkpoint();
