@@ -3,7 +3,7 @@ import js from '@eslint/js';
 import tseslint from 'typescript-eslint';
 
 export default tseslint.config(
-  { ignores: ['node_modules/**', 'data/**', 'dist/**', 'docs/**', 'test/vectors/**', '**/*.d.ts'] },
+  { ignores: ['node_modules/**', 'data/**', 'tmp/**', '.bench-data/**', 'dist/**', 'docs/**', 'test/vectors/**', '**/*.d.ts'] },
   js.configs.recommended,
   ...tseslint.configs.recommended,
   {
