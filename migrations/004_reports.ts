@@ -117,7 +117,16 @@ export async function up(knex: Knex): Promise<void> {
 }
 
 export async function down(knex: Knex): Promise<void> {
-  for (const t of ['report_job_leases', 'report_jobs', 'report_runs', 'report_signoffs', 'report_reassignments', 'report_decisions', 'report_campaign_lines', 'report_campaigns']) {
+  for (const t of [
+    'report_job_leases',
+    'report_jobs',
+    'report_runs',
+    'report_signoffs',
+    'report_reassignments',
+    'report_decisions',
+    'report_campaign_lines',
+    'report_campaigns',
+  ]) {
     await knex.schema.dropTableIfExists(t);
   }
 }

@@ -14,7 +14,10 @@ export const ACCESS_REVIEW_SCHEMA = 'auditgate.access-review/1';
 
 export const ACCESS_REVIEW_CONTROLS = [
   { id: 'CC6.1', topic: 'Logical access: authentication method and MFA of every account in scope' },
-  { id: 'CC6.2', topic: 'Provisioning and removal of credentials, including agents, MCP clients and API keys' },
+  {
+    id: 'CC6.2',
+    topic: 'Provisioning and removal of credentials, including agents, MCP clients and API keys',
+  },
   { id: 'CC6.3', topic: 'Periodic review of access against least privilege, with independent reviewers' },
 ];
 
@@ -91,7 +94,13 @@ export interface AccessReviewData {
     orphaned: string[];
     dormant: string[];
   };
-  reviewers: Array<{ reviewer: string; lines: number; privileged: number; decided: number; signedOff: boolean }>;
+  reviewers: Array<{
+    reviewer: string;
+    lines: number;
+    privileged: number;
+    decided: number;
+    signedOff: boolean;
+  }>;
   independence: {
     checks: number;
     conflictsAvoided: { selfReview: number; grantor: number };
@@ -125,7 +134,8 @@ export interface AccessReviewInput {
   runExceptions: RunExceptionRecord[];
 }
 
-const addDays = (isoTs: string, days: number) => new Date(Date.parse(isoTs) + days * 86_400_000).toISOString();
+const addDays = (isoTs: string, days: number) =>
+  new Date(Date.parse(isoTs) + days * 86_400_000).toISOString();
 
 export function buildAccessReview(input: AccessReviewInput): AccessReviewData {
   const { launch: snap } = input;
@@ -140,7 +150,9 @@ export function buildAccessReview(input: AccessReviewInput): AccessReviewData {
     const slaDueAt = needsChange ? addDays(d.decidedAt, settings.remediationSlaDays) : null;
     const slaMet = needsChange ? (d.remediatedAt ? d.remediatedAt <= slaDueAt! : null) : null;
     const verifiedAbsentAt =
-      d?.decision === 'revoke' && input.completion && completionIds && !completionIds.has(l.itemId) ? input.completion.asOf : null;
+      d?.decision === 'revoke' && input.completion && completionIds && !completionIds.has(l.itemId)
+        ? input.completion.asOf
+        : null;
     return {
       ...l,
       reviewer: reviewers.get(l.itemId) ?? l.reviewer,
@@ -161,23 +173,47 @@ export function buildAccessReview(input: AccessReviewInput): AccessReviewData {
   const asOfEnd = input.completion?.asOf ?? snap.asOf;
   for (const l of lines) {
     if (l.decision === 'pending') {
-      exceptions.push({ kind: 'undecided', itemId: l.itemId, detail: `no decision recorded (reviewer ${l.reviewer})` });
+      exceptions.push({
+        kind: 'undecided',
+        itemId: l.itemId,
+        detail: `no decision recorded (reviewer ${l.reviewer})`,
+      });
       continue;
     }
     if (rationaleRequired(l, l.decision) && (l.rationale ?? '').trim().length === 0) {
-      exceptions.push({ kind: 'missing_rationale', itemId: l.itemId, detail: `${l.decision} without rationale` });
+      exceptions.push({
+        kind: 'missing_rationale',
+        itemId: l.itemId,
+        detail: `${l.decision} without rationale`,
+      });
     }
     if (l.slaDueAt && !l.remediatedAt && asOfEnd > l.slaDueAt) {
-      exceptions.push({ kind: 'remediation_overdue', itemId: l.itemId, detail: `${l.decision} due ${l.slaDueAt}, not carried out` });
+      exceptions.push({
+        kind: 'remediation_overdue',
+        itemId: l.itemId,
+        detail: `${l.decision} due ${l.slaDueAt}, not carried out`,
+      });
     } else if (l.slaDueAt && l.remediatedAt && l.slaMet === false) {
-      exceptions.push({ kind: 'remediation_overdue', itemId: l.itemId, detail: `carried out ${l.remediatedAt}, after the SLA (${l.slaDueAt})` });
+      exceptions.push({
+        kind: 'remediation_overdue',
+        itemId: l.itemId,
+        detail: `carried out ${l.remediatedAt}, after the SLA (${l.slaDueAt})`,
+      });
     }
     if (l.decision === 'revoke' && input.completion && !l.verifiedAbsentAt) {
-      exceptions.push({ kind: 'remediation_not_verified', itemId: l.itemId, detail: 'still present in the completion snapshot' });
+      exceptions.push({
+        kind: 'remediation_not_verified',
+        itemId: l.itemId,
+        detail: 'still present in the completion snapshot',
+      });
     }
   }
   for (const c of snap.independence.filter((c) => c.unresolved)) {
-    exceptions.push({ kind: 'reviewer_not_independent', itemId: c.itemId, detail: `no independent reviewer; assigned to ${c.assigned}` });
+    exceptions.push({
+      kind: 'reviewer_not_independent',
+      itemId: c.itemId,
+      detail: `no independent reviewer; assigned to ${c.assigned}`,
+    });
   }
   for (const u of snap.unmatchedUsage) {
     exceptions.push({
@@ -194,17 +230,28 @@ export function buildAccessReview(input: AccessReviewInput): AccessReviewData {
     });
   }
   for (const r of input.runExceptions) {
-    exceptions.push({ kind: 'scheduled_run', itemId: null, detail: `${r.job} run expected ${r.expectedAt} was ${r.status}: ${r.detail}` });
+    exceptions.push({
+      kind: 'scheduled_run',
+      itemId: null,
+      detail: `${r.job} run expected ${r.expectedAt} was ${r.status}: ${r.detail}`,
+    });
   }
 
   const decisions = { keep: 0, revoke: 0, modify: 0, pending: 0 };
   for (const l of lines) decisions[l.decision]++;
   const needRemediation = lines.filter((l) => l.decision === 'revoke' || l.decision === 'modify');
   const flagCounts = Object.fromEntries(
-    (['orphaned', 'dormant', 'shared_credential', 'privileged', 'new', 'excessive', 'no_justification'] as Flag[]).map((f) => [
-      f,
-      lines.filter((l) => l.flags.includes(f)).length,
-    ]),
+    (
+      [
+        'orphaned',
+        'dormant',
+        'shared_credential',
+        'privileged',
+        'new',
+        'excessive',
+        'no_justification',
+      ] as Flag[]
+    ).map((f) => [f, lines.filter((l) => l.flags.includes(f)).length]),
   ) as Record<Flag, number>;
 
   const signedReviewers = new Set(input.signoffs.filter((s) => s.role === 'reviewer').map((s) => s.signer));
@@ -223,14 +270,21 @@ export function buildAccessReview(input: AccessReviewInput): AccessReviewData {
   const ownerSigned = input.signoffs.some((s) => s.role === 'control_owner');
   if (complete) {
     for (const r of reviewerRows.filter((r) => !r.signedOff)) {
-      exceptions.push({ kind: 'signoff_missing', itemId: null, detail: `reviewer ${r.reviewer} has not signed off` });
+      exceptions.push({
+        kind: 'signoff_missing',
+        itemId: null,
+        detail: `reviewer ${r.reviewer} has not signed off`,
+      });
     }
-    if (!ownerSigned) exceptions.push({ kind: 'signoff_missing', itemId: null, detail: 'control owner has not signed off' });
+    if (!ownerSigned)
+      exceptions.push({ kind: 'signoff_missing', itemId: null, detail: 'control owner has not signed off' });
   }
 
   const distinctAccounts = new Set(lines.map((l) => l.accountId));
   const fetchedLines =
-    snap.totals.entitlementsFetched - snap.totals.unattributedEntitlements + snap.totals.identitiesWithoutEntitlement;
+    snap.totals.entitlementsFetched -
+    snap.totals.unattributedEntitlements +
+    snap.totals.identitiesWithoutEntitlement;
   const reassignedToConflicted = input.reassignments.filter((r) => {
     const l = snap.lines.find((x) => x.itemId === r.itemId);
     return !!l && (r.to === l.subject || r.to === l.person || r.to === l.grantedBy);
@@ -273,7 +327,9 @@ export function buildAccessReview(input: AccessReviewInput): AccessReviewData {
       entitlements: lines.length,
       privileged: privilegedLines.length,
       decisions,
-      completionPercent: lines.length ? Math.floor(((lines.length - decisions.pending) * 1000) / lines.length) / 10 : 100,
+      completionPercent: lines.length
+        ? Math.floor(((lines.length - decisions.pending) * 1000) / lines.length) / 10
+        : 100,
       remediation: {
         required: needRemediation.length,
         withinSla: needRemediation.filter((l) => l.slaMet === true).length,
@@ -306,7 +362,12 @@ export function buildAccessReview(input: AccessReviewInput): AccessReviewData {
     privilegedItemIds: privilegedLines.map((l) => l.itemId),
     exceptions,
     launchVsCompletion: {
-      launch: { asOf: snap.asOf, lines: snap.lines.length, privileged: snap.lines.filter((l) => l.privileged).length, snapshotHash: snap.hash },
+      launch: {
+        asOf: snap.asOf,
+        lines: snap.lines.length,
+        privileged: snap.lines.filter((l) => l.privileged).length,
+        snapshotHash: snap.hash,
+      },
       completion: input.completion
         ? {
             asOf: input.completion.asOf,
@@ -320,10 +381,12 @@ export function buildAccessReview(input: AccessReviewInput): AccessReviewData {
         ? lines.filter((l) => l.decision === 'revoke' && !l.verifiedAbsentAt).map((l) => l.itemId)
         : [],
     },
-    signoffs: [...input.signoffs].sort((a, b) => (a.signedAt < b.signedAt ? -1 : a.signedAt > b.signedAt ? 1 : 0)),
+    signoffs: [...input.signoffs].sort((a, b) =>
+      a.signedAt < b.signedAt ? -1 : a.signedAt > b.signedAt ? 1 : 0,
+    ),
     reviewDataHash: reviewDataHash(snap, input.decisions),
-    decisionHistory: [...input.decisions].sort(
-      (a, b) => (a.decidedAt < b.decidedAt ? -1 : a.decidedAt > b.decidedAt ? 1 : a.itemId < b.itemId ? -1 : 1),
+    decisionHistory: [...input.decisions].sort((a, b) =>
+      a.decidedAt < b.decidedAt ? -1 : a.decidedAt > b.decidedAt ? 1 : a.itemId < b.itemId ? -1 : 1,
     ),
     unmatchedUsage: snap.unmatchedUsage,
   };

@@ -30,7 +30,10 @@ export interface SnapshotInput {
   sources: SourceDescription[];
   settings: ReviewSettings;
   /** Item ids (and what they were) from the previous review's launch snapshot, when there was one. */
-  previous?: { reportId: string; lines: Array<Pick<SnapshotLine, 'itemId' | 'accountId' | 'subject' | 'target' | 'entitlement'>> };
+  previous?: {
+    reportId: string;
+    lines: Array<Pick<SnapshotLine, 'itemId' | 'accountId' | 'subject' | 'target' | 'entitlement'>>;
+  };
 }
 
 export interface RemovedLine {
@@ -166,7 +169,14 @@ export function buildSnapshot(input: SnapshotInput): AccessSnapshot {
   // An account with no effective entitlement still belongs in the population (never dropped).
   for (const i of input.identities) {
     if (!entitled.has(i.accountId)) {
-      ents.push({ accountId: i.accountId, target: 'auditgate', tool: '', role: '(none)', privileged: false, grantPath: 'direct' });
+      ents.push({
+        accountId: i.accountId,
+        target: 'auditgate',
+        tool: '',
+        role: '(none)',
+        privileged: false,
+        grantPath: 'direct',
+      });
     }
   }
 
@@ -198,7 +208,8 @@ export function buildSnapshot(input: SnapshotInput): AccessSnapshot {
     const activityBase = lastUsedAt ?? id.createdAt ?? null;
     const daysInactive = activityBase ? Math.max(0, daysBetween(activityBase, asOf)) : null;
     const target = targets.get(e.target);
-    const privileged = e.privileged || (e.tool !== '' && e.tool !== '*' && !!target?.privilegedTools?.includes(e.tool));
+    const privileged =
+      e.privileged || (e.tool !== '' && e.tool !== '*' && !!target?.privilegedTools?.includes(e.tool));
     const isNew = previous ? !previous.has(itemId) : !!id.createdAt && id.createdAt >= input.period.start;
 
     const flags: Flag[] = [];
@@ -253,24 +264,39 @@ export function buildSnapshot(input: SnapshotInput): AccessSnapshot {
       flags,
       change: previous ? (isNew ? 'new' : 'unchanged') : 'first_review',
       reviewer: check.assigned,
-      evidenceRefs: [...new Set([first?.firstLeaf, last?.lastLeaf].filter((x): x is number => x !== undefined))],
+      evidenceRefs: [
+        ...new Set([first?.firstLeaf, last?.lastLeaf].filter((x): x is number => x !== undefined)),
+      ],
     });
   }
-  lines.sort((a, b) => byString(a.target, b.target) || byString(a.subject, b.subject) || byString(a.itemId, b.itemId));
+  lines.sort(
+    (a, b) => byString(a.target, b.target) || byString(a.subject, b.subject) || byString(a.itemId, b.itemId),
+  );
   independence.sort((a, b) => byString(a.itemId, b.itemId));
 
   const present = new Set(lines.map((l) => l.itemId));
   const removed: RemovedLine[] = (input.previous?.lines ?? [])
     .filter((l) => !present.has(l.itemId))
-    .map((l) => ({ itemId: l.itemId, accountId: l.accountId, subject: l.subject, target: l.target, entitlement: l.entitlement }))
+    .map((l) => ({
+      itemId: l.itemId,
+      accountId: l.accountId,
+      subject: l.subject,
+      target: l.target,
+      entitlement: l.entitlement,
+    }))
     .sort((a, b) => byString(a.itemId, b.itemId));
 
   // Requests without a tool name (initialize, lists, pings) are use of the target itself: they
   // need some entitlement on that target, not a particular one.
   const onTarget = new Set(lines.filter((l) => l.tool !== '').map((l) => `${l.accountId}\u0000${l.target}`));
   const unmatchedUsage = input.usage
-    .filter((u) => !matchedUsage.has(u) && !(u.tool === '' && onTarget.has(`${u.accountId}\u0000${u.target}`)))
-    .sort((a, b) => byString(a.accountId, b.accountId) || byString(a.target, b.target) || byString(a.tool, b.tool));
+    .filter(
+      (u) => !matchedUsage.has(u) && !(u.tool === '' && onTarget.has(`${u.accountId}\u0000${u.target}`)),
+    )
+    .sort(
+      (a, b) =>
+        byString(a.accountId, b.accountId) || byString(a.target, b.target) || byString(a.tool, b.tool),
+    );
   const identityCounts: Record<IdentityType, number> = { human: 0, service: 0, agent: 0 };
   for (const i of input.identities) identityCounts[i.type]++;
 

@@ -107,7 +107,8 @@ export interface Sourced<T> {
   sources: SourceDescription[];
 }
 
-export type Flag = 'orphaned' | 'dormant' | 'shared_credential' | 'privileged' | 'new' | 'excessive' | 'no_justification';
+export type Flag =
+  'orphaned' | 'dormant' | 'shared_credential' | 'privileged' | 'new' | 'excessive' | 'no_justification';
 
 export const FLAG_LABELS: Record<Flag, string> = {
   orphaned: 'orphaned',

@@ -92,8 +92,15 @@ export interface ActivitySource {
   firstSeenTools(p: Period, upTo: LogCheckpointRef): Promise<Sourced2<FirstSeenTool>>;
   privilegedCalls(p: Period, upTo: LogCheckpointRef): Promise<Sourced2<PrivilegedCallGroup>>;
   hourly(p: Period, upTo: LogCheckpointRef): Promise<Sourced2<HourCount>>;
-  offHoursAccounts(p: Period, upTo: LogCheckpointRef, hours: { start: number; end: number }): Promise<Sourced2<OffHoursAccount>>;
-  distinct(p: Period, upTo: LogCheckpointRef): Promise<Sourced2<{ identities: number; sessions: number; targets: number }>>;
+  offHoursAccounts(
+    p: Period,
+    upTo: LogCheckpointRef,
+    hours: { start: number; end: number },
+  ): Promise<Sourced2<OffHoursAccount>>;
+  distinct(
+    p: Period,
+    upTo: LogCheckpointRef,
+  ): Promise<Sourced2<{ identities: number; sessions: number; targets: number }>>;
 }
 
 export interface Anomaly {
@@ -136,14 +143,26 @@ export interface ActivityReportData {
   firstSeenIdentities: FirstSeenIdentity[];
   firstSeenTools: FirstSeenTool[];
   privilegedCalls: PrivilegedCallGroup[];
-  offHours: { spikes: Array<HourCount & { threshold: number }>; accounts: OffHoursAccount[]; meanPerHour: number; stddevPerHour: number };
+  offHours: {
+    spikes: Array<HourCount & { threshold: number }>;
+    accounts: OffHoursAccount[];
+    meanPerHour: number;
+    stddevPerHour: number;
+  };
   anomalies: Anomaly[];
   runExceptions: RunExceptionRecord[];
 }
 
 export const ACTIVITY_CONTROLS = [
-  { id: 'CC7.2', topic: 'Monitoring of system components for anomalies: denied calls, new identities and tools, privileged use' },
-  { id: 'CC7.3', topic: 'Evaluation of detected events: each anomaly listed with its audit-log evidence reference' },
+  {
+    id: 'CC7.2',
+    topic:
+      'Monitoring of system components for anomalies: denied calls, new identities and tools, privileged use',
+  },
+  {
+    id: 'CC7.3',
+    topic: 'Evaluation of detected events: each anomaly listed with its audit-log evidence reference',
+  },
 ];
 
 /** Every day of the period, zeros included (a gap in a chart must mean no traffic, not no data). */
@@ -161,7 +180,12 @@ const DENIAL_BURST = 20;
 
 export async function buildActivityReport(
   source: ActivitySource,
-  opts: { period: Period; generatorVersion: string; businessHours: { start: number; end: number }; runExceptions: RunExceptionRecord[] },
+  opts: {
+    period: Period;
+    generatorVersion: string;
+    businessHours: { start: number; end: number };
+    runExceptions: RunExceptionRecord[];
+  },
 ): Promise<ActivityReportData> {
   const p = opts.period;
   const upTo = await source.checkpoint(p.end);
@@ -178,14 +202,18 @@ export async function buildActivityReport(
     source.offHoursAccounts(p, upTo, opts.businessHours),
     source.distinct(p, upTo),
   ]);
-  const sources = [ev, daily, perTarget, tools, denials, fsi, fst, priv, hourly, off, distinct].map((s) => s.source);
+  const sources = [ev, daily, perTarget, tools, denials, fsi, fst, priv, hourly, off, distinct].map(
+    (s) => s.source,
+  );
 
   // Off-hours spikes: hours outside business hours (or on weekends) whose volume exceeds the
   // mean + 3σ of all hours in the period, counting hours without traffic as zero.
   const hoursInPeriod = Math.max(1, Math.round((Date.parse(p.end) - Date.parse(p.start)) / 3_600_000));
   const total = hourly.rows.reduce((s, h) => s + h.requests, 0);
   const mean = total / hoursInPeriod;
-  const sq = hourly.rows.reduce((s, h) => s + (h.requests - mean) ** 2, 0) + (hoursInPeriod - hourly.rows.length) * mean ** 2;
+  const sq =
+    hourly.rows.reduce((s, h) => s + (h.requests - mean) ** 2, 0) +
+    (hoursInPeriod - hourly.rows.length) * mean ** 2;
   const sd = Math.sqrt(sq / hoursInPeriod);
   const threshold = Math.ceil(mean + 3 * sd);
   const isOff = (hour: string) => {
@@ -194,26 +222,68 @@ export async function buildActivityReport(
     const dow = d.getUTCDay();
     return dow === 0 || dow === 6 || h < opts.businessHours.start || h >= opts.businessHours.end;
   };
-  const spikes = hourly.rows.filter((h) => isOff(h.hour) && h.requests > threshold).map((h) => ({ ...h, threshold }));
+  const spikes = hourly.rows
+    .filter((h) => isOff(h.hour) && h.requests > threshold)
+    .map((h) => ({ ...h, threshold }));
 
   const anomalies: Anomaly[] = [];
   for (const d of denials.rows.filter((d) => d.n >= DENIAL_BURST)) {
-    anomalies.push({ kind: 'denial_burst', severity: 'high', at: d.firstAt, subject: d.subject, detail: `${d.n} refused calls to ${d.target}/${d.tool || '(any)'} (${d.rule})`, leaf: d.firstLeaf });
+    anomalies.push({
+      kind: 'denial_burst',
+      severity: 'high',
+      at: d.firstAt,
+      subject: d.subject,
+      detail: `${d.n} refused calls to ${d.target}/${d.tool || '(any)'} (${d.rule})`,
+      leaf: d.firstLeaf,
+    });
   }
   for (const f of fsi.rows) {
-    anomalies.push({ kind: 'first_seen_identity', severity: 'medium', at: f.firstAt, subject: f.subject, detail: `first activity of ${f.account} (${f.authMethod})`, leaf: f.firstLeaf });
+    anomalies.push({
+      kind: 'first_seen_identity',
+      severity: 'medium',
+      at: f.firstAt,
+      subject: f.subject,
+      detail: `first activity of ${f.account} (${f.authMethod})`,
+      leaf: f.firstLeaf,
+    });
   }
   for (const f of fst.rows) {
-    anomalies.push({ kind: 'first_seen_tool', severity: 'low', at: f.firstAt, subject: f.subject, detail: `first call of ${f.target}/${f.tool}`, leaf: f.firstLeaf });
+    anomalies.push({
+      kind: 'first_seen_tool',
+      severity: 'low',
+      at: f.firstAt,
+      subject: f.subject,
+      detail: `first call of ${f.target}/${f.tool}`,
+      leaf: f.firstLeaf,
+    });
   }
   for (const c of priv.rows) {
-    anomalies.push({ kind: 'privileged_call', severity: 'medium', at: c.firstAt, subject: c.subject, detail: `${c.n} call(s) of privileged ${c.target}/${c.tool}`, leaf: c.firstLeaf });
+    anomalies.push({
+      kind: 'privileged_call',
+      severity: 'medium',
+      at: c.firstAt,
+      subject: c.subject,
+      detail: `${c.n} call(s) of privileged ${c.target}/${c.tool}`,
+      leaf: c.firstLeaf,
+    });
   }
   for (const s of spikes) {
-    anomalies.push({ kind: 'off_hours_spike', severity: 'high', at: `${s.hour}:00:00.000Z`, subject: null, detail: `${s.requests} requests in one off-hours hour (threshold ${threshold})`, leaf: null });
+    anomalies.push({
+      kind: 'off_hours_spike',
+      severity: 'high',
+      at: `${s.hour}:00:00.000Z`,
+      subject: null,
+      detail: `${s.requests} requests in one off-hours hour (threshold ${threshold})`,
+      leaf: null,
+    });
   }
   const sev = { high: 0, medium: 1, low: 2 };
-  anomalies.sort((a, b) => sev[a.severity] - sev[b.severity] || (a.at < b.at ? -1 : a.at > b.at ? 1 : 0) || (a.detail < b.detail ? -1 : 1));
+  anomalies.sort(
+    (a, b) =>
+      sev[a.severity] - sev[b.severity] ||
+      (a.at < b.at ? -1 : a.at > b.at ? 1 : 0) ||
+      (a.detail < b.detail ? -1 : 1),
+  );
 
   const count = (e: string) => ev.rows.filter((r) => r.event === e).reduce((s, r) => s + r.n, 0);
   const filled = fillDays(p, daily.rows);
@@ -228,7 +298,8 @@ export async function buildActivityReport(
       auditLog: { treeSize: upTo.size, rootHex: upTo.root },
       sources,
       businessHoursUtc: opts.businessHours,
-      spikeRule: 'an off-hours or weekend hour with more requests than mean + 3 standard deviations of all hours in the period',
+      spikeRule:
+        'an off-hours or weekend hour with more requests than mean + 3 standard deviations of all hours in the period',
     },
     totals: {
       events: ev.rows.reduce((s, r) => s + r.n, 0),

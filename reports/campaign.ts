@@ -47,7 +47,15 @@ export class ReviewRuleError extends Error {
   override name = 'ReviewRuleError';
   constructor(
     message: string,
-    readonly code: 'unknown_item' | 'not_assigned' | 'self_review' | 'rationale_required' | 'modify_target_required' | 'not_complete' | 'already_signed' | 'conflict',
+    readonly code:
+      | 'unknown_item'
+      | 'not_assigned'
+      | 'self_review'
+      | 'rationale_required'
+      | 'modify_target_required'
+      | 'not_complete'
+      | 'already_signed'
+      | 'conflict',
   ) {
     super(message);
   }
@@ -55,12 +63,17 @@ export class ReviewRuleError extends Error {
 
 export const MIN_RATIONALE = 15;
 // Rationales that say nothing: the classic "approve all" failure auditors look for.
-const EMPTY_RATIONALE = /^(ok|okay|fine|yes|approved?|keep|lgtm|n\/?a|none|-+|\.+|as before|no change)[.!]*$/i;
+const EMPTY_RATIONALE =
+  /^(ok|okay|fine|yes|approved?|keep|lgtm|n\/?a|none|-+|\.+|as before|no change)[.!]*$/i;
 
 /** Current reviewer per line after reassignments (later reassignments win). */
-export function currentReviewers(snapshot: AccessSnapshot, reassignments: Reassignment[]): Map<string, string> {
+export function currentReviewers(
+  snapshot: AccessSnapshot,
+  reassignments: Reassignment[],
+): Map<string, string> {
   const m = new Map(snapshot.lines.map((l) => [l.itemId, l.reviewer]));
-  for (const r of [...reassignments].sort((a, b) => (a.at < b.at ? -1 : a.at > b.at ? 1 : 0))) m.set(r.itemId, r.to);
+  for (const r of [...reassignments].sort((a, b) => (a.at < b.at ? -1 : a.at > b.at ? 1 : 0)))
+    m.set(r.itemId, r.to);
   return m;
 }
 
@@ -70,7 +83,11 @@ function lineOf(snapshot: AccessSnapshot, itemId: string): SnapshotLine {
   return line;
 }
 
-export function checkReassignment(snapshot: AccessSnapshot, reassignments: Reassignment[], r: Reassignment): void {
+export function checkReassignment(
+  snapshot: AccessSnapshot,
+  reassignments: Reassignment[],
+  r: Reassignment,
+): void {
   const line = lineOf(snapshot, r.itemId);
   const check = assignReviewer(line, [r.to]);
   if (check.conflict === 'self_review') {
@@ -80,8 +97,10 @@ export function checkReassignment(snapshot: AccessSnapshot, reassignments: Reass
     throw new ReviewRuleError(`${r.to} granted ${r.itemId} and cannot review it`, 'self_review');
   }
   const current = currentReviewers(snapshot, reassignments).get(r.itemId);
-  if (current !== r.from) throw new ReviewRuleError(`${r.itemId} is assigned to ${current}, not ${r.from}`, 'conflict');
-  if (r.reason.trim().length < 5) throw new ReviewRuleError('a reassignment needs a reason', 'rationale_required');
+  if (current !== r.from)
+    throw new ReviewRuleError(`${r.itemId} is assigned to ${current}, not ${r.from}`, 'conflict');
+  if (r.reason.trim().length < 5)
+    throw new ReviewRuleError('a reassignment needs a reason', 'rationale_required');
 }
 
 /** Does this line need a written rationale whatever the decision? */
@@ -92,7 +111,10 @@ export function rationaleRequired(line: SnapshotLine, decision: DecisionKind): b
 export function checkDecision(snapshot: AccessSnapshot, reassignments: Reassignment[], d: Decision): void {
   const line = lineOf(snapshot, d.itemId);
   if (d.decidedBy === line.subject || (line.person !== null && d.decidedBy === line.person)) {
-    throw new ReviewRuleError(`${d.decidedBy} cannot decide on their own access (${d.itemId})`, 'self_review');
+    throw new ReviewRuleError(
+      `${d.decidedBy} cannot decide on their own access (${d.itemId})`,
+      'self_review',
+    );
   }
   const reviewer = currentReviewers(snapshot, reassignments).get(d.itemId);
   if (reviewer !== d.decidedBy) {
@@ -100,14 +122,21 @@ export function checkDecision(snapshot: AccessSnapshot, reassignments: Reassignm
   }
   const text = d.rationale.trim();
   if (rationaleRequired(line, d.decision) && (text.length < MIN_RATIONALE || EMPTY_RATIONALE.test(text))) {
-    const why = line.privileged ? 'privileged' : line.flags.length ? `flagged (${line.flags.join(', ')})` : d.decision;
+    const why = line.privileged
+      ? 'privileged'
+      : line.flags.length
+        ? `flagged (${line.flags.join(', ')})`
+        : d.decision;
     throw new ReviewRuleError(
       `${d.itemId} is ${why}: the decision needs a rationale of at least ${MIN_RATIONALE} characters that says why`,
       'rationale_required',
     );
   }
   if (d.decision === 'modify' && !d.modifyTo?.trim()) {
-    throw new ReviewRuleError(`${d.itemId}: a modify decision must say what the access becomes`, 'modify_target_required');
+    throw new ReviewRuleError(
+      `${d.itemId}: a modify decision must say what the access becomes`,
+      'modify_target_required',
+    );
   }
 }
 
@@ -124,7 +153,9 @@ export function latestDecisions(decisions: Decision[]): Map<string, Decision> {
 /** What reviewers attest: the frozen snapshot plus the decision in force on every line. */
 export function reviewDataHash(snapshot: AccessSnapshot, decisions: Decision[]): string {
   const latest = [...latestDecisions(decisions).values()].sort((a, b) => (a.itemId < b.itemId ? -1 : 1));
-  return sha256Hex(canonicalBytes({ snapshot: snapshot.hash, decisions: JSON.parse(JSON.stringify(latest)) }));
+  return sha256Hex(
+    canonicalBytes({ snapshot: snapshot.hash, decisions: JSON.parse(JSON.stringify(latest)) }),
+  );
 }
 
 export function sealOf(fields: Omit<Signoff, 'seal'> & { campaignId: string }): string {
@@ -158,16 +189,21 @@ export function makeSignoff(
   }
   if (who.role === 'reviewer') {
     const mine = [...reviewers].filter(([, r]) => r === who.signer).map(([id]) => id);
-    if (mine.length === 0) throw new ReviewRuleError(`${who.signer} has no lines to review in this campaign`, 'not_assigned');
+    if (mine.length === 0)
+      throw new ReviewRuleError(`${who.signer} has no lines to review in this campaign`, 'not_assigned');
     const open = mine.filter((id) => !decided.has(id));
     if (open.length) {
-      throw new ReviewRuleError(`${who.signer} still has ${open.length} undecided line(s), e.g. ${open[0]}`, 'not_complete');
+      throw new ReviewRuleError(
+        `${who.signer} still has ${open.length} undecided line(s), e.g. ${open[0]}`,
+        'not_complete',
+      );
     }
   } else {
     const all = new Set(reviewers.values());
     const signed = new Set(state.signoffs.filter((s) => s.role === 'reviewer').map((s) => s.signer));
     const missing = [...all].filter((r) => !signed.has(r));
-    if (missing.length) throw new ReviewRuleError(`reviewers not signed off yet: ${missing.join(', ')}`, 'not_complete');
+    if (missing.length)
+      throw new ReviewRuleError(`reviewers not signed off yet: ${missing.join(', ')}`, 'not_complete');
     const open = snapshot.lines.filter((l) => !decided.has(l.itemId));
     if (open.length) throw new ReviewRuleError(`${open.length} line(s) have no decision`, 'not_complete');
   }

@@ -46,7 +46,8 @@ function assertJsonSafe(v: unknown, path: string): void {
         return;
       }
       for (const [k, x] of Object.entries(v as Record<string, unknown>)) {
-        if (x === undefined) throw new CanonicalJsonError(`${path}.${k}: undefined (use null or omit the key)`);
+        if (x === undefined)
+          throw new CanonicalJsonError(`${path}.${k}: undefined (use null or omit the key)`);
         assertJsonSafe(x, `${path}.${k}`);
       }
       return;

@@ -5,7 +5,11 @@ const FORMULA_START = /^[=+\-@\t\r]/;
 
 export function neutraliseCell(value: unknown): string {
   if (value === null || value === undefined) return '';
-  let s = Array.isArray(value) ? value.join('; ') : typeof value === 'object' ? JSON.stringify(value) : String(value);
+  let s = Array.isArray(value)
+    ? value.join('; ')
+    : typeof value === 'object'
+      ? JSON.stringify(value)
+      : String(value);
   if (FORMULA_START.test(s)) s = `'${s}`;
   return s;
 }

@@ -42,7 +42,9 @@ export function parsePeriod(text: string): Period {
     const a = new Date(`${m[1]}T00:00:00Z`);
     const b = new Date(`${m[2]}T00:00:00Z`);
     if (Number.isNaN(a.getTime()) || Number.isNaN(b.getTime()) || a >= b) {
-      throw new PeriodError(`period ${JSON.stringify(text)}: expected two valid dates, the first before the second`);
+      throw new PeriodError(
+        `period ${JSON.stringify(text)}: expected two valid dates, the first before the second`,
+      );
     }
     return { label: s, start: iso(a), end: iso(b) };
   }

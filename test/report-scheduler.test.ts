@@ -32,17 +32,36 @@ async function setup(t: any, kind: 'sqlite' | 'postgres' = 'sqlite') {
 
 function clock(start: Date) {
   let now = start.getTime();
-  return { now: () => new Date(now), set: (d: Date | string) => (now = new Date(d).getTime()), advance: (ms: number) => (now += ms) };
+  return {
+    now: () => new Date(now),
+    set: (d: Date | string) => (now = new Date(d).getTime()),
+    advance: (ms: number) => (now += ms),
+  };
 }
 
 test('catch-up runs slots missed while down, late; beyond the limit they are recorded as missed', async (t) => {
   const { tdb, log } = await setup(t);
   const ran: string[] = [];
-  const job: JobDefinition = { name: 'hourly', cron: '0 * * * *', timezone: 'UTC', periodFor: (d) => d.toISOString().slice(0, 13), run: async (ctx) => (ran.push(ctx.expectedAt.toISOString()), { outputs: { x: 'y' } }) };
+  const job: JobDefinition = {
+    name: 'hourly',
+    cron: '0 * * * *',
+    timezone: 'UTC',
+    periodFor: (d) => d.toISOString().slice(0, 13),
+    run: async (ctx) => (ran.push(ctx.expectedAt.toISOString()), { outputs: { x: 'y' } }),
+  };
   const registry = new JobRegistry();
   registry.register(job);
   const c = clock(T0);
-  const s = new Scheduler({ db: tdb.db, log, registry, holder: 'p1', instance: 'p1', now: c.now, cronTriggers: false, catchUpMax: 3 });
+  const s = new Scheduler({
+    db: tdb.db,
+    log,
+    registry,
+    holder: 'p1',
+    instance: 'p1',
+    now: c.now,
+    cronTriggers: false,
+    catchUpMax: 3,
+  });
   await s.start();
   await s.idle();
   t.deepEqual(ran, [], 'no slot before the job existed');
@@ -51,10 +70,19 @@ test('catch-up runs slots missed while down, late; beyond the limit they are rec
   t.deepEqual(ran, ['2026-11-02T13:00:00.000Z', '2026-11-02T14:00:00.000Z', '2026-11-02T15:00:00.000Z']);
   const runs = await s.store.runs('hourly');
   t.is(runs.length, 5);
-  t.deepEqual(runs.filter((r) => r.status === 'missed').map((r) => r.expectedAt).sort(), ['2026-11-02T11:00:00.000Z', '2026-11-02T12:00:00.000Z']);
+  t.deepEqual(
+    runs
+      .filter((r) => r.status === 'missed')
+      .map((r) => r.expectedAt)
+      .sort(),
+    ['2026-11-02T11:00:00.000Z', '2026-11-02T12:00:00.000Z'],
+  );
   t.true(runs.filter((r) => r.status === 'succeeded').every((r) => r.late && r.trigger === 'catch-up'));
   const ex = await s.store.exceptionsBetween('hourly', '2026-11-02T00:00:00Z', '2026-11-03T00:00:00Z');
-  t.deepEqual(ex.map((e) => e.status), ['missed', 'missed', 'late', 'late', 'late']);
+  t.deepEqual(
+    ex.map((e) => e.status),
+    ['missed', 'missed', 'late', 'late', 'late'],
+  );
   // On time: the next slot, triggered within the tolerance, is not late.
   c.set('2026-11-02T16:00:00.400Z');
   await s.runDue('hourly');
@@ -85,7 +113,16 @@ test('a failed run is retried with backoff, shows in health, and is an exception
     },
   });
   const c = clock(new Date('2026-11-02T04:00:00.000Z'));
-  const s = new Scheduler({ db: tdb.db, log, registry, holder: 'p1', instance: 'p1', now: c.now, cronTriggers: false, retryTimers: false });
+  const s = new Scheduler({
+    db: tdb.db,
+    log,
+    registry,
+    holder: 'p1',
+    instance: 'p1',
+    now: c.now,
+    cronTriggers: false,
+    retryTimers: false,
+  });
   t.teardown(() => s.stop());
   await s.start();
   c.set('2026-11-02T05:00:00.000Z'); // 06:00 in Berlin (UTC+1 in November)
@@ -115,12 +152,32 @@ test('a failed run is retried with backoff, shows in health, and is an exception
   t.is(toInt(logged!.n), 3, 'two failures and the success are recorded');
 
   // A run that never succeeds is listed in the next report's exceptions.
-  registry.register({ name: 'activity', cron: '0 6 1 * *', timezone: 'UTC', maxAttempts: 1, run: async () => { throw new Error('disk full'); } });
+  registry.register({
+    name: 'activity',
+    cron: '0 6 1 * *',
+    timezone: 'UTC',
+    maxAttempts: 1,
+    run: async () => {
+      throw new Error('disk full');
+    },
+  });
   await s.store.register('activity', '0 6 1 * *', 'UTC', new Date('2026-06-01T00:00:00Z'));
   c.set('2026-07-01T06:00:10.000Z');
   await s.runDue('activity');
-  const ctx: GenerateContext = { db: tdb.db, log, config: parseReportsConfig({}), instance: 't', runExceptions: (job, a, b) => s.store.exceptionsBetween(job, a, b) };
-  const out = await generateReport(ctx, 'activity', parsePeriod('2026-07'), { generatedAt: '2026-08-01T06:00:00.000Z', trigger: 'schedule' }, { pdf: false });
+  const ctx: GenerateContext = {
+    db: tdb.db,
+    log,
+    config: parseReportsConfig({}),
+    instance: 't',
+    runExceptions: (job, a, b) => s.store.exceptionsBetween(job, a, b),
+  };
+  const out = await generateReport(
+    ctx,
+    'activity',
+    parsePeriod('2026-07'),
+    { generatedAt: '2026-08-01T06:00:00.000Z', trigger: 'schedule' },
+    { pdf: false },
+  );
   const data = JSON.parse(out.json.toString('utf8'));
   t.is(data.runExceptions.length, 1);
   t.is(data.runExceptions[0].status, 'failed');
@@ -133,16 +190,39 @@ test('report jobs: idempotent per period, outputs written and hashed, access rev
   await writeReportDataset(tdb.db, log, { requestsPerDay: 20, agents: 8, idpAgents: 3, people: 3 });
   const config = parseReportsConfig({});
   const registry = new JobRegistry();
-  const s = new Scheduler({ db: tdb.db, log, registry, holder: 'p1', instance: 'p1', cronTriggers: false, retryTimers: false });
-  const ctx: GenerateContext = { db: tdb.db, log, config, instance: 't', runExceptions: (job, a, b) => s.store.exceptionsBetween(job, a, b) };
-  const campaigns = new CampaignStore({ db: tdb.db, log, source: new SqlAccessReviewSource({ db: tdb.db, log, config }), config, instance: 't' });
+  const s = new Scheduler({
+    db: tdb.db,
+    log,
+    registry,
+    holder: 'p1',
+    instance: 'p1',
+    cronTriggers: false,
+    retryTimers: false,
+  });
+  const ctx: GenerateContext = {
+    db: tdb.db,
+    log,
+    config,
+    instance: 't',
+    runExceptions: (job, a, b) => s.store.exceptionsBetween(job, a, b),
+  };
+  const campaigns = new CampaignStore({
+    db: tdb.db,
+    log,
+    source: new SqlAccessReviewSource({ db: tdb.db, log, config }),
+    config,
+    instance: 't',
+  });
   const outDir = join(tdb.dir, 'reports');
   for (const j of reportJobs({ ctx, campaigns, outDir, schedules: {} })) registry.register(j);
-  t.deepEqual(registry.list().map((j) => [j.name, j.cron]), [
-    ['access-review', '0 6 1 1,4,7,10 *'],
-    ['activity', '0 6 1 * *'],
-    ['changes', '15 6 1 * *'],
-  ]);
+  t.deepEqual(
+    registry.list().map((j) => [j.name, j.cron]),
+    [
+      ['access-review', '0 6 1 1,4,7,10 *'],
+      ['activity', '0 6 1 * *'],
+      ['changes', '15 6 1 * *'],
+    ],
+  );
   const a = await s.runNow('activity', new Date('2026-08-01T06:00:00.000Z'));
   const b = await s.runNow('activity', new Date('2026-08-01T07:00:00.000Z'));
   t.is(await s.runNow('activity', new Date('2026-08-01T06:00:00.000Z')), undefined, 'a slot runs once');
@@ -153,7 +233,12 @@ test('report jobs: idempotent per period, outputs written and hashed, access rev
   const json = readFileSync(join(outDir, 'activity', '2026-07', 'activity.json'));
   t.is(createHash('sha256').update(json).digest('hex'), b!.dataHash ?? '');
   t.not(a!.outputs!['activity.pdf'], b!.outputs!['activity.pdf']);
-  t.is(b!.outputs!['activity.pdf'], createHash('sha256').update(readFileSync(join(outDir, 'activity', '2026-07', 'activity.pdf'))).digest('hex'));
+  t.is(
+    b!.outputs!['activity.pdf'],
+    createHash('sha256')
+      .update(readFileSync(join(outDir, 'activity', '2026-07', 'activity.pdf')))
+      .digest('hex'),
+  );
   const q1 = await s.runNow('access-review', new Date('2026-10-01T06:00:00.000Z'));
   const q2 = await s.runNow('access-review', new Date('2026-10-01T06:05:00.000Z'));
   t.is(q1!.periodLabel, '2026-Q3');
@@ -162,9 +247,29 @@ test('report jobs: idempotent per period, outputs written and hashed, access rev
   t.true(existsSync(join(outDir, 'access-review', '2026-Q3', 'access-review-entitlements.csv')));
 });
 
-function startChild(tdb: TestDb, holder: string, cronExpr: string, runsFile: string, tolerance = '1000'): Promise<ChildProcess> {
+function startChild(
+  tdb: TestDb,
+  holder: string,
+  cronExpr: string,
+  runsFile: string,
+  tolerance = '1000',
+): Promise<ChildProcess> {
   const target = tdb.databaseUrl ?? tdb.sqliteFile!;
-  const child = spawn(process.execPath, ['--import', 'tsx', 'test/fixtures/scheduler-child.ts', target, tdb.dir, holder, cronExpr, runsFile, tolerance], { stdio: ['ignore', 'pipe', 'pipe'] });
+  const child = spawn(
+    process.execPath,
+    [
+      '--import',
+      'tsx',
+      'test/fixtures/scheduler-child.ts',
+      target,
+      tdb.dir,
+      holder,
+      cronExpr,
+      runsFile,
+      tolerance,
+    ],
+    { stdio: ['ignore', 'pipe', 'pipe'] },
+  );
   let err = '';
   child.stderr!.on('data', (d) => (err += d));
   return new Promise((resolve, reject) => {
@@ -174,7 +279,13 @@ function startChild(tdb: TestDb, holder: string, cronExpr: string, runsFile: str
 }
 
 const readRuns = (file: string) =>
-  existsSync(file) ? readFileSync(file, 'utf8').trim().split('\n').filter(Boolean).map((l) => JSON.parse(l) as { holder: string; expectedAt: string; trigger: string; late: boolean }) : [];
+  existsSync(file)
+    ? readFileSync(file, 'utf8')
+        .trim()
+        .split('\n')
+        .filter(Boolean)
+        .map((l) => JSON.parse(l) as { holder: string; expectedAt: string; trigger: string; late: boolean })
+    : [];
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 async function until(cond: () => boolean, ms: number) {
@@ -200,7 +311,10 @@ test('sqlite: killed across scheduled slots, the restarted process catches them 
   await sleep(5_000); // at least two slots pass while nothing runs
   const b = await startChild(tdb, 'b', '*/2 * * * * *', runsFile);
   children.push(b);
-  t.true(await until(() => readRuns(runsFile).some((r) => r.holder === 'b' && r.trigger === 'catch-up'), 10_000), 'restart caught up');
+  t.true(
+    await until(() => readRuns(runsFile).some((r) => r.holder === 'b' && r.trigger === 'catch-up'), 10_000),
+    'restart caught up',
+  );
   await sleep(2_500);
   b.kill('SIGTERM');
   await new Promise((r) => b.once('exit', r));
@@ -211,7 +325,8 @@ test('sqlite: killed across scheduled slots, the restarted process catches them 
   // No slot between the first run and the last is missing or run twice.
   const slots = [...new Set(runs.map((r) => r.expectedAt))].sort();
   t.is(slots.length, runs.length, 'every slot ran once');
-  for (let i = 1; i < slots.length; i++) t.is(Date.parse(slots[i]!) - Date.parse(slots[i - 1]!), 2_000, `gap after ${slots[i - 1]}`);
+  for (let i = 1; i < slots.length; i++)
+    t.is(Date.parse(slots[i]!) - Date.parse(slots[i - 1]!), 2_000, `gap after ${slots[i - 1]}`);
   t.true(Date.parse(caught[0]!.expectedAt) > Date.parse(before.at(-1)!.expectedAt));
   const db = tdb.reopen();
   const rows = await db('report_runs').where({ job: 'tick' }).whereIn('status', ['succeeded']);
@@ -226,7 +341,10 @@ test('postgres: two processes on one database run each slot once', async (t) => 
     await tdb.cleanup();
   });
   const runsFile = join(tdb.dir, 'runs.jsonl');
-  const [a, b] = await Promise.all([startChild(tdb, 'a', '*/2 * * * * *', runsFile, '60000'), startChild(tdb, 'b', '*/2 * * * * *', runsFile, '60000')]);
+  const [a, b] = await Promise.all([
+    startChild(tdb, 'a', '*/2 * * * * *', runsFile, '60000'),
+    startChild(tdb, 'b', '*/2 * * * * *', runsFile, '60000'),
+  ]);
   children.push(a!, b!);
   await sleep(9_000);
   for (const c of [a!, b!]) c.kill('SIGTERM');

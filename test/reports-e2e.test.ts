@@ -42,8 +42,16 @@ async function fixture(kind: 'sqlite' | 'postgres'): Promise<Fixture> {
   const config = loadConfig(env, tdb.dir);
   // The key the CLI will use (data dir), with group commit so a quarter of traffic writes fast.
   const signer = await loadOrCreateLogKey(config.log.keyFile, config.log.origin);
-  const log = await openKnexLog(tdb.db, { origin: config.log.origin, signer, batchMaxSize: 512, batchMaxDelayMs: 2, checkpointIntervalMs: 1000, checkpointTimer: false, appendTimeoutMs: 60_000 });
-  const ds = await writeReportDataset(tdb.db, log);
+  const log = await openKnexLog(tdb.db, {
+    origin: config.log.origin,
+    signer,
+    batchMaxSize: 512,
+    batchMaxDelayMs: 2,
+    checkpointIntervalMs: 1000,
+    checkpointTimer: false,
+    appendTimeoutMs: 60_000,
+  });
+  const ds = await writeReportDataset(tdb.db, log, { requestsPerDay: 90 });
   await log.close();
   const out = join(tdb.dir, 'out');
   mkdirSync(out);
@@ -55,7 +63,12 @@ async function fixture(kind: 'sqlite' | 'postgres'): Promise<Fixture> {
     async run(kind, ...extra) {
       const stdout: string[] = [];
       const stderr: string[] = [];
-      const code = await main(['report', kind, '--period', '2026-Q3', ...extra], { env, cwd: tdb.dir, out: (l) => stdout.push(l), err: (l) => stderr.push(l) });
+      const code = await main(['report', kind, '--period', '2026-Q3', ...extra], {
+        env,
+        cwd: tdb.dir,
+        out: (l) => stdout.push(l),
+        err: (l) => stderr.push(l),
+      });
       return { code, stdout, stderr };
     },
   };
@@ -91,12 +104,19 @@ for (const kind of DB_KINDS) {
       .distinct('issuer', 'subject');
     t.is(d.summary.identities.total, keys.length + idp.length);
     t.is(d.scope.controlTotals.rowsFetched.identities, keys.length + idp.length);
-    const humans = await db('audit_events').where('auth_method', 'session').andWhere('ts', '>=', Q3.start).andWhere('ts', '<', Q3.end).distinct('subject');
+    const humans = await db('audit_events')
+      .where('auth_method', 'session')
+      .andWhere('ts', '>=', Q3.start)
+      .andWhere('ts', '<', Q3.end)
+      .distinct('subject');
     t.is(d.summary.identities.human, humans.length);
     const agentKeys = keys.filter((k: any) => JSON.parse(k.roles).includes('agent')).length;
     t.is(d.summary.identities.agent, agentKeys + idp.length - humans.length);
     t.is(d.summary.identities.service, keys.length - agentKeys);
-    t.false(d.lines.some((l) => l.accountId === f.ds.revokedKeyId), 'a key revoked during the period is not in the population');
+    t.false(
+      d.lines.some((l) => l.accountId === f.ds.revokedKeyId),
+      'a key revoked during the period is not in the population',
+    );
 
     // Every identity appears; lines reconcile with what was fetched.
     const accounts = new Set(d.lines.map((l) => l.accountId));
@@ -143,10 +163,18 @@ for (const kind of DB_KINDS) {
     // Flags the dataset plants.
     const linesOf = (id: string) => d.lines.filter((l) => l.accountId === id);
     t.true(linesOf(f.ds.sharedKeyId).every((l) => l.flags.includes('shared_credential')));
-    for (const id of f.ds.dormantKeyIds) t.true(linesOf(id).every((l) => l.flags.includes('dormant')), `dormant key ${id}`);
+    for (const id of f.ds.dormantKeyIds)
+      t.true(
+        linesOf(id).every((l) => l.flags.includes('dormant')),
+        `dormant key ${id}`,
+      );
     const legacy = f.ds.keys.find((k) => k.subject === 'legacy-export')!;
     t.true(linesOf(legacy.id).every((l) => l.lastUsedAt === null && l.flags.includes('dormant')));
-    t.true(d.lines.filter((l) => l.subject === 'agent-00').every((l) => l.person === 'alice@acme.example' && !l.flags.includes('orphaned')));
+    t.true(
+      d.lines
+        .filter((l) => l.subject === 'agent-00')
+        .every((l) => l.person === 'alice@acme.example' && !l.flags.includes('orphaned')),
+    );
     t.true(d.lines.filter((l) => l.subject === 'agent-03').every((l) => l.flags.includes('orphaned')));
     const breakGlass = d.lines.filter((l) => l.subject === 'break-glass');
     t.deepEqual(breakGlass.map((l) => l.role).sort(), ['admin', 'approver']);
@@ -160,8 +188,13 @@ for (const kind of DB_KINDS) {
       t.not(l.reviewer, l.person);
       t.not(l.reviewer, l.grantedBy);
     }
-    const agent02 = d.lines.filter((l) => l.subject === 'agent-02' && (l.target === 'github' || l.target === 'filesystem'));
-    t.true(agent02.length > 0 && agent02.every((l) => l.reviewer === 'cto@acme.example'), 'the target owner is the subject: the manager reviews');
+    const agent02 = d.lines.filter(
+      (l) => l.subject === 'agent-02' && (l.target === 'github' || l.target === 'filesystem'),
+    );
+    t.true(
+      agent02.length > 0 && agent02.every((l) => l.reviewer === 'cto@acme.example'),
+      'the target owner is the subject: the manager reviews',
+    );
     t.true(d.independence.conflictsAvoided.selfReview > 0);
 
     // The log checkpoint the data came from.
@@ -170,7 +203,9 @@ for (const kind of DB_KINDS) {
     t.regex(d.scope.auditLog.rootHex, /^[0-9a-f]{64}$/);
 
     // CSV: one row per line plus the header, formula-safe.
-    const csv = readFileSync(join(f.out, 'csv', 'access-review-entitlements.csv'), 'utf8').trimEnd().split('\r\n');
+    const csv = readFileSync(join(f.out, 'csv', 'access-review-entitlements.csv'), 'utf8')
+      .trimEnd()
+      .split('\r\n');
     t.is(csv.length, d.lines.length + 1);
     t.true(csv[0]!.startsWith('item_id,target,account_id'));
 
@@ -183,18 +218,40 @@ for (const kind of DB_KINDS) {
       t.true(p.includes(`Page ${i + 1} of ${pages.length}`), `page ${i + 1} numbered`);
     });
     const all = pages.join('\n');
-    for (const s of ['Executive summary', 'Scope and method', 'Population changes', 'Reviewer assignments and independence', 'Entitlements', 'Privileged access', 'Exceptions and remediation', 'Access at launch and after remediation', 'Sign-off', 'Appendix', 'CC6.2', 'CC6.3']) {
+    for (const s of [
+      'Executive summary',
+      'Scope and method',
+      'Population changes',
+      'Reviewer assignments and independence',
+      'Entitlements',
+      'Privileged access',
+      'Exceptions and remediation',
+      'Access at launch and after remediation',
+      'Sign-off',
+      'Appendix',
+      'CC6.2',
+      'CC6.3',
+    ]) {
       t.true(all.includes(s), `PDF has ${s}`);
     }
     t.true(all.includes(`Lines in this report`) && all.includes(`Reconciles`));
     t.true(all.includes(d.scope.auditLog.rootHex));
     // Every line's item id is printed in the entitlement table.
     const missing = d.lines.filter((l) => !all.includes(l.itemId));
-    t.deepEqual(missing.map((l) => l.itemId), []);
+    t.deepEqual(
+      missing.map((l) => l.itemId),
+      [],
+    );
     const entPages = pages.filter((p) => p.includes('Entitlements (continued)'));
-    t.true(entPages.length > 0 && entPages.every((p) => /Item\s+Target\s+Account/.test(p)), 'continued tables repeat their header');
+    t.true(
+      entPages.length > 0 && entPages.every((p) => /Item\s+Target\s+Account/.test(p)),
+      'continued tables repeat their header',
+    );
     const fonts = execFileSync('pdffonts', [pdf], { encoding: 'utf8' }).trim().split('\n').slice(2);
-    t.true(fonts.length >= 4 && fonts.every((l) => /\byes\s+yes\s+yes\b/.test(l)), `fonts embedded:\n${fonts.join('\n')}`);
+    t.true(
+      fonts.length >= 4 && fonts.every((l) => /\byes\s+yes\s+yes\b/.test(l)),
+      `fonts embedded:\n${fonts.join('\n')}`,
+    );
     execFileSync('pdftoppm', ['-r', '40', '-png', '-f', '1', '-l', '3', pdf, join(f.out, 'page')]);
     const pngs = readdirSync(f.out).filter((n) => n.startsWith('page') && n.endsWith('.png'));
     t.is(pngs.length, 3);
@@ -219,34 +276,93 @@ for (const kind of DB_KINDS) {
     const inQ3 = () => db('audit_events').where('ts', '>=', Q3.start).andWhere('ts', '<', Q3.end);
     const count = async (q: any) => toInt((await q.count({ n: '*' }).first()).n);
     t.is(a.totals.events, await count(inQ3()));
-    t.is(a.totals.requests, await count(inQ3().where({ event: 'mcp.message', direction: 'client_to_upstream', kind: 'request' })));
+    t.is(
+      a.totals.requests,
+      await count(inQ3().where({ event: 'mcp.message', direction: 'client_to_upstream', kind: 'request' })),
+    );
     t.is(a.totals.refused, await count(inQ3().where({ event: 'mcp.refused' })));
     t.is(a.totals.errors, await count(inQ3().where({ event: 'mcp.message', kind: 'error' })));
     t.is(a.daily.length, 92);
-    t.is(a.daily.reduce((s, x) => s + x.requests, 0), a.totals.requests);
+    t.is(
+      a.daily.reduce((s, x) => s + x.requests, 0),
+      a.totals.requests,
+    );
     const aug19 = a.daily.find((x) => x.day === '2026-08-19')!;
-    t.is(aug19.refused, await count(inQ3().where({ event: 'mcp.refused' }).andWhere('ts', '>=', '2026-08-19T00:00:00Z').andWhere('ts', '<', '2026-08-20T00:00:00Z')));
+    t.is(
+      aug19.refused,
+      await count(
+        inQ3()
+          .where({ event: 'mcp.refused' })
+          .andWhere('ts', '>=', '2026-08-19T00:00:00Z')
+          .andWhere('ts', '<', '2026-08-20T00:00:00Z'),
+      ),
+    );
     for (const pt of a.perTarget) {
-      t.is(pt.requests, await count(inQ3().where({ target: pt.target, event: 'mcp.message', direction: 'client_to_upstream', kind: 'request' })), pt.target);
+      t.is(
+        pt.requests,
+        await count(
+          inQ3().where({
+            target: pt.target,
+            event: 'mcp.message',
+            direction: 'client_to_upstream',
+            kind: 'request',
+          }),
+        ),
+        pt.target,
+      );
       const ids = await inQ3().where({ target: pt.target }).countDistinct({ n: 'subject' }).first();
       t.is(pt.identities, toInt(ids!.n));
     }
-    t.is(a.perTarget.reduce((s, x) => s + x.requests, 0), a.totals.requests);
-    t.is(a.denials.reduce((s, x) => s + x.n, 0), await count(inQ3().where((q) => q.where({ event: 'mcp.refused' }).orWhere({ decision: 'deny' }))));
+    t.is(
+      a.perTarget.reduce((s, x) => s + x.requests, 0),
+      a.totals.requests,
+    );
+    t.is(
+      a.denials.reduce((s, x) => s + x.n, 0),
+      await count(inQ3().where((q) => q.where({ event: 'mcp.refused' }).orWhere({ decision: 'deny' }))),
+    );
     t.true(a.anomalies.some((x) => x.kind === 'denial_burst' && x.subject === 'agent-05'));
-    t.deepEqual(a.offHours.spikes.map((s) => s.hour), ['2026-08-22T02']);
+    t.deepEqual(
+      a.offHours.spikes.map((s) => s.hour),
+      ['2026-08-22T02'],
+    );
     t.true(a.firstSeenTools.some((x) => x.target === 'github' && x.tool === 'create_release'));
     // First seen: no entry before the period for that subject.
     for (const fs of a.firstSeenIdentities) {
-      t.is(await count(db('audit_events').where({ subject: fs.subject }).andWhere('ts', '<', Q3.start)), 0, fs.subject);
+      t.is(
+        await count(db('audit_events').where({ subject: fs.subject }).andWhere('ts', '<', Q3.start)),
+        0,
+        fs.subject,
+      );
     }
     const seenBefore = await db('audit_events').where('ts', '<', Q3.start).distinct('subject');
-    const active = await inQ3().whereIn('event', ['mcp.message', 'mcp.refused']).whereNotNull('subject').distinct('subject');
-    t.is(a.firstSeenIdentities.length, active.length - seenBefore.filter((s: any) => active.some((x: any) => x.subject === s.subject)).length);
-    const priv = await count(inQ3().where({ event: 'mcp.message', direction: 'client_to_upstream', kind: 'request', jsonrpc_method: 'tools/call' }).andWhere((q) =>
-      q.where({ target: 'postgres-prod', name: 'execute_sql' }).orWhere({ target: 'github', name: 'merge_pull_request' }).orWhere({ target: 'filesystem', name: 'write_file' }),
-    ));
-    t.is(a.privilegedCalls.reduce((s, x) => s + x.n, 0), priv);
+    const active = await inQ3()
+      .whereIn('event', ['mcp.message', 'mcp.refused'])
+      .whereNotNull('subject')
+      .distinct('subject');
+    t.is(
+      a.firstSeenIdentities.length,
+      active.length - seenBefore.filter((s: any) => active.some((x: any) => x.subject === s.subject)).length,
+    );
+    const priv = await count(
+      inQ3()
+        .where({
+          event: 'mcp.message',
+          direction: 'client_to_upstream',
+          kind: 'request',
+          jsonrpc_method: 'tools/call',
+        })
+        .andWhere((q) =>
+          q
+            .where({ target: 'postgres-prod', name: 'execute_sql' })
+            .orWhere({ target: 'github', name: 'merge_pull_request' })
+            .orWhere({ target: 'filesystem', name: 'write_file' }),
+        ),
+    );
+    t.is(
+      a.privilegedCalls.reduce((s, x) => s + x.n, 0),
+      priv,
+    );
     const pages = pdfPages(join(f.out, 'activity.pdf'));
     const hash = sha(readFileSync(join(f.out, 'activity.json')));
     t.true(pages.every((p) => p.includes(hash)));
@@ -271,7 +387,13 @@ test('sqlite: with a per-tool policy, entitlements are the tools each account is
   const { parsePeriod } = await import('../reports/period.ts');
   const policy = new PolicyEngine(
     parsePolicies([
-      { name: 'ci-github', effect: 'allow', subjects: ['ci-runner-*'], targets: ['github'], tools: ['search_issues', 'get_pull_request'] },
+      {
+        name: 'ci-github',
+        effect: 'allow',
+        subjects: ['ci-runner-*'],
+        targets: ['github'],
+        tools: ['search_issues', 'get_pull_request'],
+      },
       { name: 'no-prod-writes', effect: 'deny', targets: ['postgres-prod'], tools: ['execute_sql'] },
       { name: 'agents', effect: 'allow', roles: ['agent'], targets: ['jira', 'postgres-prod'] },
     ]),
@@ -279,10 +401,23 @@ test('sqlite: with a per-tool policy, entitlements are the tools each account is
   const { openKnexLog } = await import('../server/audit/knex-log.ts');
   const { loadOrCreateLogKey } = await import('../server/audit/log-key.ts');
   const config = loadConfig(f.env, f.tdb.dir);
-  const real = await openKnexLog(f.tdb.db, { origin: config.log.origin, signer: await loadOrCreateLogKey(config.log.keyFile, config.log.origin), batchMaxSize: 16, batchMaxDelayMs: 2, checkpointIntervalMs: 1000, checkpointTimer: false });
+  const real = await openKnexLog(f.tdb.db, {
+    origin: config.log.origin,
+    signer: await loadOrCreateLogKey(config.log.keyFile, config.log.origin),
+    batchMaxSize: 16,
+    batchMaxDelayMs: 2,
+    checkpointIntervalMs: 1000,
+    checkpointTimer: false,
+  });
   t.teardown(() => real.close());
   const out = await generateReport(
-    { db: f.tdb.db, log: real, config: parseReportsConfig({ targets: { 'postgres-prod': { privileged_tools: ['execute_sql'] } } }), instance: 't', policy: () => policy },
+    {
+      db: f.tdb.db,
+      log: real,
+      config: parseReportsConfig({ targets: { 'postgres-prod': { privileged_tools: ['execute_sql'] } } }),
+      instance: 't',
+      policy: () => policy,
+    },
     'access-review',
     parsePeriod('2026-Q3'),
     { generatedAt: '2026-10-01T06:00:00.000Z', trigger: 'cli' },
@@ -290,14 +425,40 @@ test('sqlite: with a per-tool policy, entitlements are the tools each account is
   );
   const d = JSON.parse(out.json.toString('utf8')) as AccessReviewData;
   const ci = d.lines.filter((l) => l.subject === 'ci-runner-0');
-  t.deepEqual(ci.map((l) => `${l.target}/${l.tool}`).sort(), ['github/get_pull_request', 'github/search_issues', 'jira/create_ticket', 'jira/search', 'jira/transition_ticket', 'postgres-prod/describe_table', 'postgres-prod/run_query']);
+  t.deepEqual(ci.map((l) => `${l.target}/${l.tool}`).sort(), [
+    'github/get_pull_request',
+    'github/search_issues',
+    'jira/create_ticket',
+    'jira/search',
+    'jira/transition_ticket',
+    'postgres-prod/describe_table',
+    'postgres-prod/run_query',
+  ]);
   t.is(ci.find((l) => l.target === 'github')!.grantRef, 'policy rule ci-github');
   t.is(ci.find((l) => l.target === 'github')!.grantPath, 'direct');
   t.is(ci.find((l) => l.target === 'jira')!.grantPath, 'role');
-  t.false(d.lines.some((l) => l.tool === 'execute_sql' || l.tool === '*'), 'denied and unknown tools are not entitlements');
+  t.false(
+    d.lines.some((l) => l.tool === 'execute_sql' || l.tool === '*'),
+    'denied and unknown tools are not entitlements',
+  );
   // Per-tool use: calls of a line are that tool's calls only.
-  const n = await f.tdb.db('audit_events').where({ key_id: ci[0]!.accountId, target: 'jira', name: 'search', event: 'mcp.message', direction: 'client_to_upstream' }).andWhere('ts', '>=', Q3.start).andWhere('ts', '<', Q3.end).count({ n: '*' }).first();
-  t.is(d.lines.find((l) => l.subject === 'ci-runner-0' && l.tool === 'search')?.callsInPeriod ?? 0, toInt(n!.n));
+  const n = await f.tdb
+    .db('audit_events')
+    .where({
+      key_id: ci[0]!.accountId,
+      target: 'jira',
+      name: 'search',
+      event: 'mcp.message',
+      direction: 'client_to_upstream',
+    })
+    .andWhere('ts', '>=', Q3.start)
+    .andWhere('ts', '<', Q3.end)
+    .count({ n: '*' })
+    .first();
+  t.is(
+    d.lines.find((l) => l.subject === 'ci-runner-0' && l.tool === 'search')?.callsInPeriod ?? 0,
+    toInt(n!.n),
+  );
   t.true(d.scope.sources.some((s) => s.name.includes('tool catalogue')));
   // Calls the policy would not allow show up as use without an entitlement.
   t.true(d.exceptions.some((e) => e.kind === 'unmatched_usage'));

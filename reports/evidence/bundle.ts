@@ -63,12 +63,18 @@ async function writeEntries(
       if (rec.index !== expect) {
         throw new BundleInputError(`expected record ${expect}, got ${rec.index}: records must be contiguous`);
       }
-      if (expect >= endIndex) throw new BundleInputError(`record ${rec.index} is beyond the end index ${endIndex}`);
+      if (expect >= endIndex)
+        throw new BundleInputError(`record ${rec.index} is beyond the end index ${endIndex}`);
       // Canonical JSON never holds a raw newline; a record that does would split its NDJSON line.
       if (Buffer.from(rec.data.buffer, rec.data.byteOffset, rec.data.byteLength).includes(NEWLINE)) {
-        throw new BundleInputError(`record ${rec.index} contains a newline byte and cannot be one NDJSON line`);
+        throw new BundleInputError(
+          `record ${rec.index} contains a newline byte and cannot be one NDJSON line`,
+        );
       }
-      pending.push(Buffer.from(rec.data.buffer, rec.data.byteOffset, rec.data.byteLength), Buffer.from([NEWLINE]));
+      pending.push(
+        Buffer.from(rec.data.buffer, rec.data.byteOffset, rec.data.byteLength),
+        Buffer.from([NEWLINE]),
+      );
       pendingBytes += rec.data.byteLength + 1;
       expect++;
       if (pendingBytes >= FLUSH_AT) await flush();
@@ -93,11 +99,14 @@ function checkInput(input: BundleInput): void {
   let prev = start.size;
   for (const c of input.audit.within ?? []) {
     if (!(c.size > prev && c.size < end.size)) {
-      throw new BundleInputError(`intermediate checkpoint sizes must rise strictly inside (${start.size}, ${end.size})`);
+      throw new BundleInputError(
+        `intermediate checkpoint sizes must rise strictly inside (${start.size}, ${end.size})`,
+      );
     }
     prev = c.size;
   }
-  if (!/^[A-Za-z0-9._:-]+$/.test(input.bundleId)) throw new BundleInputError(`bad bundle id ${input.bundleId}`);
+  if (!/^[A-Za-z0-9._:-]+$/.test(input.bundleId))
+    throw new BundleInputError(`bad bundle id ${input.bundleId}`);
   const from = Date.parse(input.period.from);
   const to = Date.parse(input.period.to);
   if (Number.isNaN(from) || Number.isNaN(to) || from >= to) {
@@ -105,7 +114,8 @@ function checkInput(input: BundleInput): void {
   }
   for (const r of input.reports) {
     for (const f of r.files) {
-      if (!isSafeBundlePath(`reports/${f.name}`)) throw new BundleInputError(`bad report file name ${f.name}`);
+      if (!isSafeBundlePath(`reports/${f.name}`))
+        throw new BundleInputError(`bad report file name ${f.name}`);
     }
     for (const ref of [r.json, r.pdf]) {
       if (ref !== undefined && !r.files.some((f) => f.name === ref)) {
@@ -138,7 +148,9 @@ export async function buildBundle(input: BundleInput, outFile: string): Promise<
     put(PATHS.checkpointEnd, audit.end.note);
     put(
       PATHS.checkpointsWithin,
-      (audit.within ?? []).map((c) => `${JSON.stringify({ size: c.size, root: b64(c.root), note: c.note })}\n`).join(''),
+      (audit.within ?? [])
+        .map((c) => `${JSON.stringify({ size: c.size, root: b64(c.root), note: c.note })}\n`)
+        .join(''),
     );
     put(
       PATHS.consistencyProof,
@@ -249,7 +261,10 @@ export async function buildBundle(input: BundleInput, outFile: string): Promise<
       }),
     );
 
-    const manifestLines: ManifestLine[] = [...files].map(([path, content]) => ({ path, sha256: sha256hex(content) }));
+    const manifestLines: ManifestLine[] = [...files].map(([path, content]) => ({
+      path,
+      sha256: sha256hex(content),
+    }));
     manifestLines.push({ path: PATHS.entries, sha256: entries.sha256 });
     const manifest = Buffer.from(formatManifest(manifestLines), 'utf8');
     put(PATHS.manifest, manifest);

@@ -72,15 +72,19 @@ export async function writeDeterministicTarGz(
     for (const name of names) {
       if (name.endsWith('/')) {
         await new Promise<void>((res, rej) =>
-          pack.entry({ ...common, name, type: 'directory', mode: DIR_MODE }, (err) => (err ? rej(err) : res())),
+          pack.entry({ ...common, name, type: 'directory', mode: DIR_MODE }, (err) =>
+            err ? rej(err) : res(),
+          ),
         );
         continue;
       }
       const src = byPath.get(name)!;
       if ('content' in src) {
         await new Promise<void>((res, rej) =>
-          pack.entry({ ...common, name, type: 'file', mode: FILE_MODE, size: src.content.length }, src.content, (err) =>
-            err ? rej(err) : res(),
+          pack.entry(
+            { ...common, name, type: 'file', mode: FILE_MODE, size: src.content.length },
+            src.content,
+            (err) => (err ? rej(err) : res()),
           ),
         );
       } else {

@@ -19,7 +19,8 @@ export function compareBytes(a: string, b: string): number {
 export function formatManifest(lines: ManifestLine[]): string {
   const seen = new Set<string>();
   for (const l of lines) {
-    if (!isSafeBundlePath(l.path)) throw new ManifestError(`unsafe path in manifest: ${JSON.stringify(l.path)}`);
+    if (!isSafeBundlePath(l.path))
+      throw new ManifestError(`unsafe path in manifest: ${JSON.stringify(l.path)}`);
     if (isManifestFile(l.path)) throw new ManifestError(`the manifest cannot list ${l.path}`);
     if (!/^[0-9a-f]{64}$/.test(l.sha256)) throw new ManifestError(`bad SHA-256 for ${l.path}`);
     if (seen.has(l.path)) throw new ManifestError(`duplicate path ${l.path}`);
@@ -45,10 +46,12 @@ export function parseManifest(text: string): Map<string, string> {
       const m = /^([0-9a-f]{64}) {2}(.+)$/.exec(line);
       if (!m) throw new ManifestError(`manifest line ${i + 1} is not "<sha256>  <path>"`);
       const [, hash, path] = m as unknown as [string, string, string];
-      if (!isSafeBundlePath(path)) throw new ManifestError(`manifest line ${i + 1}: unsafe path ${JSON.stringify(path)}`);
+      if (!isSafeBundlePath(path))
+        throw new ManifestError(`manifest line ${i + 1}: unsafe path ${JSON.stringify(path)}`);
       if (isManifestFile(path)) throw new ManifestError(`manifest line ${i + 1}: lists ${path} itself`);
       if (out.has(path)) throw new ManifestError(`manifest line ${i + 1}: ${path} listed twice`);
-      if (prev !== undefined && compareBytes(prev, path) >= 0) throw new ManifestError(`manifest line ${i + 1}: not sorted`);
+      if (prev !== undefined && compareBytes(prev, path) >= 0)
+        throw new ManifestError(`manifest line ${i + 1}: not sorted`);
       prev = path;
       out.set(path, hash);
     });

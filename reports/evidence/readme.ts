@@ -18,7 +18,9 @@ export interface ReadmeFacts {
 
 export function renderReadme(f: ReadmeFacts): string {
   const count = f.endIndex - f.firstIndex;
-  const reports = f.reports.length ? f.reports.map((r) => `- \`reports/${r}\``).join('\n') : '- (none in this bundle)';
+  const reports = f.reports.length
+    ? f.reports.map((r) => `- \`reports/${r}\``).join('\n')
+    : '- (none in this bundle)';
   return `# auditgate evidence bundle ${f.bundleId}
 
 Period (UTC, half-open): ${f.period.from} to ${f.period.to}

@@ -16,7 +16,13 @@ const ID_CT_TSTINFO = '1.2.840.113549.1.9.16.1.4';
 function tlv(tag: number, content: Buffer): Buffer {
   const n = content.length;
   const len =
-    n < 0x80 ? Buffer.from([n]) : n < 0x100 ? Buffer.from([0x81, n]) : n < 0x10000 ? Buffer.from([0x82, n >> 8, n & 0xff]) : Buffer.from([0x83, n >> 16, (n >> 8) & 0xff, n & 0xff]);
+    n < 0x80
+      ? Buffer.from([n])
+      : n < 0x100
+        ? Buffer.from([0x81, n])
+        : n < 0x10000
+          ? Buffer.from([0x82, n >> 8, n & 0xff])
+          : Buffer.from([0x83, n >> 16, (n >> 8) & 0xff, n & 0xff]);
   return Buffer.concat([Buffer.from([tag]), len, content]);
 }
 
@@ -33,7 +39,10 @@ export function timeStampRequest(sha256: Buffer, nonce: Buffer = randomBytes(8))
   if (sha256.length !== 32) throw new TimestampError('the message imprint must be a SHA-256 hash');
   const algorithm = tlv(0x30, Buffer.concat([SHA256_OID, Buffer.from([0x05, 0x00])]));
   const imprint = tlv(0x30, Buffer.concat([algorithm, tlv(0x04, sha256)]));
-  return tlv(0x30, Buffer.concat([derUint(Buffer.from([1])), imprint, derUint(nonce), Buffer.from([0x01, 0x01, 0xff])]));
+  return tlv(
+    0x30,
+    Buffer.concat([derUint(Buffer.from([1])), imprint, derUint(nonce), Buffer.from([0x01, 0x01, 0xff])]),
+  );
 }
 
 interface Node {
@@ -95,14 +104,16 @@ export function readTimestampReply(der: Buffer): TimestampInfo {
   const [resp] = parse(der);
   const statusInfo = resp?.children?.[0];
   const status = statusInfo?.children?.[0];
-  if (!resp || resp.tag !== 0x30 || !status || status.tag !== 0x02) throw new TimestampError('not a TimeStampResp');
+  if (!resp || resp.tag !== 0x30 || !status || status.tag !== 0x02)
+    throw new TimestampError('not a TimeStampResp');
   const code = status.content.readUIntBE(0, Math.min(status.content.length, 6));
   if (code !== 0 && code !== 1) throw new TimestampError(`the TSA refused the request (PKIStatus ${code})`);
   // ContentInfo { signedData OID, [0] SignedData { version, digestAlgorithms, encapContentInfo { eContentType, [0] OCTET STRING TSTInfo } … } }
   const token = resp.children?.[1];
   const signedData = token?.children?.[1]?.children?.[0];
   const encap = signedData?.children?.[2];
-  if (!encap?.children || oid(encap.children[0]!.content) !== ID_CT_TSTINFO) throw new TimestampError('the reply holds no TSTInfo');
+  if (!encap?.children || oid(encap.children[0]!.content) !== ID_CT_TSTINFO)
+    throw new TimestampError('the reply holds no TSTInfo');
   const octets = encap.children[1]?.children?.[0];
   if (!octets || octets.tag !== 0x04) throw new TimestampError('malformed TSTInfo wrapper');
   const [tst] = parse(octets.content);

@@ -48,14 +48,16 @@ class WireReader {
     return this.bytes(this.u32(`${what} length`), what);
   }
   end(what: string): void {
-    if (this.#pos !== this.#buf.length) throw new SshsigError(`${this.#buf.length - this.#pos} trailing bytes after ${what}`);
+    if (this.#pos !== this.#buf.length)
+      throw new SshsigError(`${this.#buf.length - this.#pos} trailing bytes after ${what}`);
   }
 }
 
 /** The raw 32-byte Ed25519 public key of a KeyObject (public or private). */
 export function rawEd25519PublicKey(key: KeyObject): Buffer {
   const pub = key.type === 'private' ? createPublicKey(key) : key;
-  if (pub.asymmetricKeyType !== 'ed25519') throw new SshsigError(`expected an Ed25519 key, got ${pub.asymmetricKeyType}`);
+  if (pub.asymmetricKeyType !== 'ed25519')
+    throw new SshsigError(`expected an Ed25519 key, got ${pub.asymmetricKeyType}`);
   const der = pub.export({ format: 'der', type: 'spki' });
   return Buffer.from(der.subarray(der.length - 32));
 }
@@ -83,7 +85,8 @@ export function sshFingerprint(key: KeyObject): string {
 
 /** An allowed_signers line restricting the key to one namespace (ssh-keygen(1) ALLOWED SIGNERS). */
 export function allowedSignersLine(principal: string, namespace: string, key: KeyObject): string {
-  if (/[\s"]/.test(principal)) throw new SshsigError(`principal must not contain spaces or quotes: ${principal}`);
+  if (/[\s"]/.test(principal))
+    throw new SshsigError(`principal must not contain spaces or quotes: ${principal}`);
   if (/["\\]/.test(namespace)) throw new SshsigError(`namespace must not contain quotes: ${namespace}`);
   return `${principal} namespaces="${namespace}" ${openSshPublicKeyLine(key)}`;
 }
@@ -146,7 +149,8 @@ export interface ParsedSshsig {
 
 export function parseSshsig(text: string): ParsedSshsig {
   const lines = text.replace(/\r\n/g, '\n').trim().split('\n');
-  if (lines[0] !== BEGIN || lines[lines.length - 1] !== END) throw new SshsigError('not an armored SSH signature');
+  if (lines[0] !== BEGIN || lines[lines.length - 1] !== END)
+    throw new SshsigError('not an armored SSH signature');
   const b64 = lines.slice(1, -1).join('');
   if (!/^[A-Za-z0-9+/]*={0,2}$/.test(b64)) throw new SshsigError('signature body is not base64');
   const r = new WireReader(Buffer.from(b64, 'base64'));
@@ -157,14 +161,16 @@ export function parseSshsig(text: string): ParsedSshsig {
   const namespace = r.string('namespace').toString('utf8');
   r.string('reserved');
   const hashAlg = r.string('hash algorithm').toString('utf8');
-  if (hashAlg !== 'sha256' && hashAlg !== 'sha512') throw new SshsigError(`unsupported hash algorithm ${hashAlg}`);
+  if (hashAlg !== 'sha256' && hashAlg !== 'sha512')
+    throw new SshsigError(`unsupported hash algorithm ${hashAlg}`);
   const sigBlob = new WireReader(r.string('signature'));
   r.end('signature');
   const sigType = sigBlob.string('signature type').toString('utf8');
   if (sigType !== KEY_TYPE) throw new SshsigError(`unsupported signature type ${sigType}`);
   const signature = sigBlob.string('signature bytes');
   sigBlob.end('signature blob');
-  if (signature.length !== 64) throw new SshsigError(`an Ed25519 signature is 64 bytes, got ${signature.length}`);
+  if (signature.length !== 64)
+    throw new SshsigError(`an Ed25519 signature is 64 bytes, got ${signature.length}`);
   return { publicKey, namespace, hashAlg, signature };
 }
 
@@ -172,13 +178,22 @@ export function parseSshsig(text: string): ParsedSshsig {
  * `ssh-keygen -Y verify`: the signature must be over `message`, in `namespace`, by a key equal
  * to `trustedKey`. Throws SshsigError naming what did not match.
  */
-export function sshsigVerify(message: Uint8Array, text: string, trustedKey: KeyObject, namespace: string): void {
+export function sshsigVerify(
+  message: Uint8Array,
+  text: string,
+  trustedKey: KeyObject,
+  namespace: string,
+): void {
   const parsed = parseSshsig(text);
   if (parsed.namespace !== namespace) {
-    throw new SshsigError(`signature namespace is ${JSON.stringify(parsed.namespace)}, expected ${JSON.stringify(namespace)}`);
+    throw new SshsigError(
+      `signature namespace is ${JSON.stringify(parsed.namespace)}, expected ${JSON.stringify(namespace)}`,
+    );
   }
   if (!rawEd25519PublicKey(parsed.publicKey).equals(rawEd25519PublicKey(trustedKey))) {
-    throw new SshsigError(`signed by ${sshFingerprint(parsed.publicKey)}, expected ${sshFingerprint(trustedKey)}`);
+    throw new SshsigError(
+      `signed by ${sshFingerprint(parsed.publicKey)}, expected ${sshFingerprint(trustedKey)}`,
+    );
   }
   if (!verify(null, signedData(namespace, parsed.hashAlg, message), trustedKey, parsed.signature)) {
     throw new SshsigError('signature does not match the message');

@@ -441,9 +441,16 @@ export async function renderAccessReviewPdf(
     // Undecided lines are one exception each in the JSON and CSV; here they are counted per
     // reviewer so the list stays readable while a campaign is open.
     const undecided = new Map<string, number>();
-    for (const l of data.lines) if (l.decision === 'pending') undecided.set(l.reviewer, (undecided.get(l.reviewer) ?? 0) + 1);
+    for (const l of data.lines)
+      if (l.decision === 'pending') undecided.set(l.reviewer, (undecided.get(l.reviewer) ?? 0) + 1);
     const listed = [
-      ...[...undecided].sort((a, b) => (a[0] < b[0] ? -1 : 1)).map(([reviewer, n]) => ({ kind: 'undecided', itemId: null, detail: `${n} line(s) without a decision, assigned to ${reviewer}` })),
+      ...[...undecided]
+        .sort((a, b) => (a[0] < b[0] ? -1 : 1))
+        .map(([reviewer, n]) => ({
+          kind: 'undecided',
+          itemId: null,
+          detail: `${n} line(s) without a decision, assigned to ${reviewer}`,
+        })),
       ...data.exceptions.filter((e) => e.kind !== 'undecided'),
     ];
     pdf.heading(`All exceptions (${data.exceptions.length})`);

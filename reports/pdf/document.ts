@@ -448,8 +448,7 @@ export class ReportPdf {
           let ch: number;
           if (!text.includes('\n') && this.fastWidth(fontOf(c), sizeOf(c), text) <= avail - 0.5) {
             ch = d.currentLineHeight(true);
-          }
-          else {
+          } else {
             ch = d.heightOfString(text, { width: avail });
             wrap |= 1 << i;
           }

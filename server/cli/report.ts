@@ -30,9 +30,12 @@ function reportCommand(kind: ReportKind, summary: string): Command {
         csv: { type: 'string' },
         campaign: { type: 'string' },
       });
-      if (!values.period) throw new UsageError('--period is required (2026-Q3, 2026-08, 2026 or 2026-07-01..2026-10-01)');
-      if (!values.out && !values.json && !values.csv) throw new UsageError('nothing to write: give --out FILE.pdf, --json and/or --csv DIR');
-      if (values.campaign && kind !== 'access-review') throw new UsageError('--campaign applies to access-review only');
+      if (!values.period)
+        throw new UsageError('--period is required (2026-Q3, 2026-08, 2026 or 2026-07-01..2026-10-01)');
+      if (!values.out && !values.json && !values.csv)
+        throw new UsageError('nothing to write: give --out FILE.pdf, --json and/or --csv DIR');
+      if (values.campaign && kind !== 'access-review')
+        throw new UsageError('--campaign applies to access-review only');
       let period;
       try {
         period = parsePeriod(values.period);
@@ -50,7 +53,13 @@ function reportCommand(kind: ReportKind, summary: string): Command {
           const jobs = new JobStore(db);
           const generatedAt = new Date().toISOString();
           const out = await generateReport(
-            { db, log, config: reportsConfig, instance: config.instanceId, runExceptions: (job, a, b) => jobs.exceptionsBetween(job, a, b) },
+            {
+              db,
+              log,
+              config: reportsConfig,
+              instance: config.instanceId,
+              runExceptions: (job, a, b) => jobs.exceptionsBetween(job, a, b),
+            },
             kind,
             period,
             { generatedAt, trigger: 'cli' },
@@ -81,7 +90,20 @@ function reportCommand(kind: ReportKind, summary: string): Command {
             }
           }
           await log.append(
-            reportRecord('report.run', localActor(), { action: 'report.generate', report: kind, report_id: out.reportId, period: period.label, trigger: 'cli', data_sha256: out.dataHash, outputs: out.hashes }, config.instanceId),
+            reportRecord(
+              'report.run',
+              localActor(),
+              {
+                action: 'report.generate',
+                report: kind,
+                report_id: out.reportId,
+                period: period.label,
+                trigger: 'cli',
+                data_sha256: out.dataHash,
+                outputs: out.hashes,
+              },
+              config.instanceId,
+            ),
           );
           if (values.out || !values.json) {
             io.out(`${kind} ${out.reportId}: data SHA-256 ${out.dataHash}`);
@@ -100,6 +122,15 @@ function reportCommand(kind: ReportKind, summary: string): Command {
   };
 }
 
-export const accessReviewCommand = reportCommand('access-review', 'write the user access review (PDF, canonical JSON, CSVs) for a period');
-export const activityCommand = reportCommand('activity', 'write the gateway activity and anomaly report (CC7.2) for a period');
-export const changesCommand = reportCommand('changes', 'write the configuration and policy change log (CC8.1) for a period');
+export const accessReviewCommand = reportCommand(
+  'access-review',
+  'write the user access review (PDF, canonical JSON, CSVs) for a period',
+);
+export const activityCommand = reportCommand(
+  'activity',
+  'write the gateway activity and anomaly report (CC7.2) for a period',
+);
+export const changesCommand = reportCommand(
+  'changes',
+  'write the configuration and policy change log (CC8.1) for a period',
+);

@@ -30,7 +30,12 @@ export interface RunRow {
 
 const isUniqueViolation = (err: unknown) => {
   const e = err as { code?: string; message?: string };
-  return e.code === '23505' || e.code === 'SQLITE_CONSTRAINT_UNIQUE' || e.code === 'SQLITE_CONSTRAINT_PRIMARYKEY' || /UNIQUE constraint failed/.test(e.message ?? '');
+  return (
+    e.code === '23505' ||
+    e.code === 'SQLITE_CONSTRAINT_UNIQUE' ||
+    e.code === 'SQLITE_CONSTRAINT_PRIMARYKEY' ||
+    /UNIQUE constraint failed/.test(e.message ?? '')
+  );
 };
 
 export class JobStore {
@@ -67,11 +72,21 @@ export class JobStore {
   }
 
   async releaseLease(job: string, holder: string): Promise<void> {
-    await this.db('report_job_leases').where({ job, holder }).update({ expires_at: new Date(0).toISOString() });
+    await this.db('report_job_leases')
+      .where({ job, holder })
+      .update({ expires_at: new Date(0).toISOString() });
   }
 
   /** Claims a slot: inserts its run row. false when the slot already has a run (by anyone). */
-  async claim(input: { job: string; expectedAt: string; trigger: RunTrigger; late: boolean; holder: string; startedAt: string; periodLabel: string | null }): Promise<RunRow | undefined> {
+  async claim(input: {
+    job: string;
+    expectedAt: string;
+    trigger: RunTrigger;
+    late: boolean;
+    holder: string;
+    startedAt: string;
+    periodLabel: string | null;
+  }): Promise<RunRow | undefined> {
     const id = randomUUID();
     try {
       await this.db('report_runs').insert({
@@ -96,7 +111,17 @@ export class JobStore {
   /** Records a slot that will not be run (too old to catch up): it still shows as an exception. */
   async recordMissed(job: string, expectedAt: string, now: string, reason: string): Promise<void> {
     try {
-      await this.db('report_runs').insert({ id: randomUUID(), job, expected_at: expectedAt, trigger: 'catch-up', status: 'missed', late: true, attempts: 0, finished_at: now, error: reason });
+      await this.db('report_runs').insert({
+        id: randomUUID(),
+        job,
+        expected_at: expectedAt,
+        trigger: 'catch-up',
+        status: 'missed',
+        late: true,
+        attempts: 0,
+        finished_at: now,
+        error: reason,
+      });
     } catch (err) {
       if (!isUniqueViolation(err)) throw err;
     }
@@ -105,16 +130,45 @@ export class JobStore {
   async startRetry(id: string, holder: string, startedAt: string): Promise<boolean> {
     const n = await this.db('report_runs')
       .where({ id, status: 'failed' })
-      .update({ status: 'running', holder, started_at: startedAt, attempts: this.db.raw('attempts + 1'), next_attempt_at: null, trigger: 'retry' });
+      .update({
+        status: 'running',
+        holder,
+        started_at: startedAt,
+        attempts: this.db.raw('attempts + 1'),
+        next_attempt_at: null,
+        trigger: 'retry',
+      });
     return toInt(n) === 1;
   }
 
-  async succeed(id: string, finishedAt: string, outputs: Record<string, string>, dataHash: string | null, periodLabel: string | null): Promise<void> {
-    await this.db('report_runs').where({ id }).update({ status: 'succeeded', finished_at: finishedAt, outputs: JSON.stringify(outputs), data_hash: dataHash, error: null, period_label: periodLabel });
+  async succeed(
+    id: string,
+    finishedAt: string,
+    outputs: Record<string, string>,
+    dataHash: string | null,
+    periodLabel: string | null,
+  ): Promise<void> {
+    await this.db('report_runs')
+      .where({ id })
+      .update({
+        status: 'succeeded',
+        finished_at: finishedAt,
+        outputs: JSON.stringify(outputs),
+        data_hash: dataHash,
+        error: null,
+        period_label: periodLabel,
+      });
   }
 
   async fail(id: string, finishedAt: string, error: string, nextAttemptAt: string | null): Promise<void> {
-    await this.db('report_runs').where({ id }).update({ status: 'failed', finished_at: finishedAt, error: error.slice(0, 2000), next_attempt_at: nextAttemptAt });
+    await this.db('report_runs')
+      .where({ id })
+      .update({
+        status: 'failed',
+        finished_at: finishedAt,
+        error: error.slice(0, 2000),
+        next_attempt_at: nextAttemptAt,
+      });
   }
 
   async setLogIdx(id: string, logIdx: number): Promise<void> {
@@ -132,14 +186,19 @@ export class JobStore {
   }
 
   async runs(job?: string, limit = 100): Promise<RunRow[]> {
-    const q = this.db('report_runs').orderBy([{ column: 'expected_at', order: 'desc' }, { column: 'id' }]).limit(limit);
+    const q = this.db('report_runs')
+      .orderBy([{ column: 'expected_at', order: 'desc' }, { column: 'id' }])
+      .limit(limit);
     if (job) q.where({ job });
     return (await q).map(toRun);
   }
 
   /** Failed runs whose next attempt is due. */
   async dueRetries(job: string, now: Date): Promise<RunRow[]> {
-    const rows = await this.db('report_runs').where({ job, status: 'failed' }).whereNotNull('next_attempt_at').andWhere('next_attempt_at', '<=', now.toISOString());
+    const rows = await this.db('report_runs')
+      .where({ job, status: 'failed' })
+      .whereNotNull('next_attempt_at')
+      .andWhere('next_attempt_at', '<=', now.toISOString());
     return rows.map(toRun);
   }
 
@@ -160,12 +219,13 @@ export class JobStore {
       .orderBy([{ column: 'expected_at' }, { column: 'id' }]);
     return rows.map((r: any) => {
       const run = toRun(r);
-      const status: RunExceptionRecord['status'] = run.status === 'failed' ? 'failed' : run.status === 'missed' ? 'missed' : 'late';
+      const status: RunExceptionRecord['status'] =
+        run.status === 'failed' ? 'failed' : run.status === 'missed' ? 'missed' : 'late';
       const detail =
         status === 'failed'
           ? `failed after ${run.attempts} attempt(s): ${run.error ?? 'unknown error'}`
           : status === 'missed'
-            ? run.error ?? 'not run'
+            ? (run.error ?? 'not run')
             : `ran late (${run.trigger}) at ${run.startedAt}${run.status === 'succeeded' ? '' : `, status ${run.status}`}`;
       return { job, runId: run.id, expectedAt: run.expectedAt, status, detail };
     });

@@ -47,8 +47,14 @@ export class JobRegistry {
   private readonly jobs = new Map<string, JobDefinition>();
 
   register(def: JobDefinition): void {
-    if (!/^[a-z0-9][a-z0-9._-]{0,63}$/.test(def.name)) throw new JobDefinitionError(`job name ${JSON.stringify(def.name)} is not a short lower-case identifier`);
-    if (!cron.validate(def.cron)) throw new JobDefinitionError(`job ${def.name}: ${JSON.stringify(def.cron)} is not a valid cron expression`);
+    if (!/^[a-z0-9][a-z0-9._-]{0,63}$/.test(def.name))
+      throw new JobDefinitionError(
+        `job name ${JSON.stringify(def.name)} is not a short lower-case identifier`,
+      );
+    if (!cron.validate(def.cron))
+      throw new JobDefinitionError(
+        `job ${def.name}: ${JSON.stringify(def.cron)} is not a valid cron expression`,
+      );
     try {
       new Intl.DateTimeFormat('en-US', { timeZone: def.timezone });
     } catch {
@@ -92,8 +98,20 @@ export interface JobHealth {
   cron: string;
   timezone: string;
   nextRun: string | null;
-  lastRun: { expectedAt: string; status: string; late: boolean; finishedAt: string | null; dataHash: string | null } | null;
-  failing: Array<{ runId: string; expectedAt: string; attempts: number; error: string | null; nextAttemptAt: string | null }>;
+  lastRun: {
+    expectedAt: string;
+    status: string;
+    late: boolean;
+    finishedAt: string | null;
+    dataHash: string | null;
+  } | null;
+  failing: Array<{
+    runId: string;
+    expectedAt: string;
+    attempts: number;
+    error: string | null;
+    nextAttemptAt: string | null;
+  }>;
 }
 
 export class Scheduler {
@@ -118,7 +136,11 @@ export class Scheduler {
     }
     for (const job of this.o.registry.list()) {
       if (this.o.cronTriggers === false) continue;
-      const task = cron.createTask(job.cron, () => this.track(this.runDue(job.name)), { timezone: job.timezone, name: `auditgate:${job.name}`, noOverlap: false });
+      const task = cron.createTask(job.cron, () => this.track(this.runDue(job.name)), {
+        timezone: job.timezone,
+        name: `auditgate:${job.name}`,
+        noOverlap: false,
+      });
       this.tasks.push(task);
       await task.start();
     }
@@ -154,7 +176,11 @@ export class Scheduler {
       let next: Date | undefined;
       if (matcher) next = matcher.getNextMatch(cursor);
       else {
-        for (let t = cursor.getTime() + 1000; t <= to.getTime(); t += 1000) if (task.match(new Date(t))) { next = new Date(t); break; }
+        for (let t = cursor.getTime() + 1000; t <= to.getTime(); t += 1000)
+          if (task.match(new Date(t))) {
+            next = new Date(t);
+            break;
+          }
       }
       if (!next || next.getTime() > to.getTime()) break;
       if (next.getTime() > from.getTime()) out.push(next);
@@ -195,7 +221,12 @@ export class Scheduler {
       if (!(await this.store.acquireLease(name, this.o.holder, now, leaseMs))) return;
       try {
         for (const run of await this.store.abandoned(name, now)) {
-          await this.store.fail(run.id, now.toISOString(), 'the process running it stopped before it finished', now.toISOString());
+          await this.store.fail(
+            run.id,
+            now.toISOString(),
+            'the process running it stopped before it finished',
+            now.toISOString(),
+          );
         }
         for (const run of await this.store.dueRetries(name, now)) {
           if (this.stopped) return;
@@ -203,14 +234,20 @@ export class Scheduler {
             await this.execute(job, (await this.store.get(run.id))!);
           }
         }
-        const registeredAt = this.registered.get(name) ?? (await this.store.register(name, job.cron, job.timezone, now));
+        const registeredAt =
+          this.registered.get(name) ?? (await this.store.register(name, job.cron, job.timezone, now));
         const last = await this.store.latestExpected(name);
         const from = new Date(Math.max(Date.parse(registeredAt), last ? Date.parse(last) : 0));
         const slots = this.slotsBetween(job, from, now);
         const max = this.o.catchUpMax ?? 12;
         const tooOld = slots.slice(0, Math.max(0, slots.length - max));
         for (const s of tooOld) {
-          await this.store.recordMissed(name, s.toISOString(), now.toISOString(), `missed while the service was down; more than ${max} slots behind, not caught up`);
+          await this.store.recordMissed(
+            name,
+            s.toISOString(),
+            now.toISOString(),
+            `missed while the service was down; more than ${max} slots behind, not caught up`,
+          );
         }
         for (const slot of slots.slice(tooOld.length)) {
           if (this.stopped) return;
@@ -237,7 +274,11 @@ export class Scheduler {
   }
 
   /** Runs a job now for a given slot (the API's "run now"); the slot must be free. */
-  async runNow(name: string, expectedAt: Date, actor: AuditActor = SCHEDULER_ACTOR): Promise<RunRow | undefined> {
+  async runNow(
+    name: string,
+    expectedAt: Date,
+    actor: AuditActor = SCHEDULER_ACTOR,
+  ): Promise<RunRow | undefined> {
     const job = this.o.registry.get(name);
     if (!job) throw new JobDefinitionError(`no job ${name}`);
     const run = await this.store.claim({
@@ -255,14 +296,46 @@ export class Scheduler {
   }
 
   private async execute(job: JobDefinition, run: RunRow, actor: AuditActor = SCHEDULER_ACTOR): Promise<void> {
-    const ctx: JobContext = { runId: run.id, job: job.name, expectedAt: new Date(run.expectedAt), trigger: run.trigger, late: run.late, attempt: run.attempts };
-    const base = { action: 'job.run', job: job.name, run_id: run.id, expected_at: run.expectedAt, trigger: run.trigger, late: run.late, attempt: run.attempts };
+    const ctx: JobContext = {
+      runId: run.id,
+      job: job.name,
+      expectedAt: new Date(run.expectedAt),
+      trigger: run.trigger,
+      late: run.late,
+      attempt: run.attempts,
+    };
+    const base = {
+      action: 'job.run',
+      job: job.name,
+      run_id: run.id,
+      expected_at: run.expectedAt,
+      trigger: run.trigger,
+      late: run.late,
+      attempt: run.attempts,
+    };
     try {
       const result = await job.run(ctx);
       const finished = this.now().toISOString();
-      await this.store.succeed(run.id, finished, result.outputs, result.dataHash ?? null, result.periodLabel ?? run.periodLabel);
+      await this.store.succeed(
+        run.id,
+        finished,
+        result.outputs,
+        result.dataHash ?? null,
+        result.periodLabel ?? run.periodLabel,
+      );
       const idx = await this.o.log.append(
-        reportRecord('report.run', actor, { ...base, status: 'succeeded', period: result.periodLabel ?? run.periodLabel, data_sha256: result.dataHash ?? null, outputs: result.outputs }, this.o.instance),
+        reportRecord(
+          'report.run',
+          actor,
+          {
+            ...base,
+            status: 'succeeded',
+            period: result.periodLabel ?? run.periodLabel,
+            data_sha256: result.dataHash ?? null,
+            outputs: result.outputs,
+          },
+          this.o.instance,
+        ),
       );
       await this.store.setLogIdx(run.id, idx);
     } catch (err) {
@@ -274,7 +347,12 @@ export class Scheduler {
       await this.store.fail(run.id, now.toISOString(), message, next);
       try {
         const idx = await this.o.log.append(
-          reportRecord('report.run', actor, { ...base, status: 'failed', error: message, next_attempt_at: next }, this.o.instance),
+          reportRecord(
+            'report.run',
+            actor,
+            { ...base, status: 'failed', error: message, next_attempt_at: next },
+            this.o.instance,
+          ),
         );
         await this.store.setLogIdx(run.id, idx);
       } catch (logErr) {
@@ -305,10 +383,24 @@ export class Scheduler {
         cron: job.cron,
         timezone: job.timezone,
         nextRun: nextRun ? nextRun.toISOString() : null,
-        lastRun: last ? { expectedAt: last.expectedAt, status: last.status, late: last.late, finishedAt: last.finishedAt, dataHash: last.dataHash } : null,
+        lastRun: last
+          ? {
+              expectedAt: last.expectedAt,
+              status: last.status,
+              late: last.late,
+              finishedAt: last.finishedAt,
+              dataHash: last.dataHash,
+            }
+          : null,
         failing: runs
           .filter((r) => r.status === 'failed')
-          .map((r) => ({ runId: r.id, expectedAt: r.expectedAt, attempts: r.attempts, error: r.error, nextAttemptAt: r.nextAttemptAt })),
+          .map((r) => ({
+            runId: r.id,
+            expectedAt: r.expectedAt,
+            attempts: r.attempts,
+            error: r.error,
+            nextAttemptAt: r.nextAttemptAt,
+          })),
       };
     }
     // A failing report must not take the gateway out of service: it is reported, not fatal.

@@ -26,7 +26,8 @@ const MCP_ROLE = 'agent';
 const TICKET = /\b[A-Z][A-Z0-9]+-\d+\b/;
 
 /** Account id as the usage queries compute it: the API key id, else "<issuer>#<subject>". */
-export const ACCOUNT_SQL = "CASE WHEN key_id IS NOT NULL THEN key_id ELSE COALESCE(issuer, '') || '#' || subject END";
+export const ACCOUNT_SQL =
+  "CASE WHEN key_id IS NOT NULL THEN key_id ELSE COALESCE(issuer, '') || '#' || subject END";
 
 export interface AccessSourceOptions {
   db: Db;
@@ -75,7 +76,12 @@ export class SqlAccessReviewSource implements AccessReviewSource {
       const roles = parseRoles(k.roles);
       const subject = String(k.subject);
       const owner = config.identities[String(k.id)] ?? config.identities[subject] ?? {};
-      this.keyRoles.set(String(k.id), { roles, createdAt: String(k.created_at), createdBy: String(k.created_by), description: k.description ? String(k.description) : undefined });
+      this.keyRoles.set(String(k.id), {
+        roles,
+        createdAt: String(k.created_at),
+        createdBy: String(k.created_by),
+        description: k.description ? String(k.description) : undefined,
+      });
       rows.push({
         accountId: String(k.id),
         subject,
@@ -96,7 +102,11 @@ export class SqlAccessReviewSource implements AccessReviewSource {
       const human = intOut(s.sessions) > 0;
       const owner = config.identities[accountId] ?? config.identities[subject] ?? {};
       const actor = await this.lastActor(intOut(s.last_idx));
-      this.idpRoles.set(accountId, { roles: actor.roles, groups: actor.groups, firstSeen: isoOut(s.first_seen) });
+      this.idpRoles.set(accountId, {
+        roles: actor.roles,
+        groups: actor.groups,
+        firstSeen: isoOut(s.first_seen),
+      });
       rows.push({
         accountId,
         subject,
@@ -115,18 +125,27 @@ export class SqlAccessReviewSource implements AccessReviewSource {
     return { rows, sources: [keys.source, idp.source] };
   }
 
-  private readonly keyRoles = new Map<string, { roles: string[]; createdAt: string; createdBy: string; description?: string }>();
+  private readonly keyRoles = new Map<
+    string,
+    { roles: string[]; createdAt: string; createdBy: string; description?: string }
+  >();
   private readonly idpRoles = new Map<string, { roles: string[]; groups: string[]; firstSeen: string }>();
 
   /** Roles and groups of an IdP subject, from the actor of its latest entry (the log holds what the token said). */
   private async lastActor(idx: number): Promise<{ roles: string[]; groups: string[]; mfa?: boolean }> {
     for await (const e of this.o.log.entries(idx, idx + 1)) {
       try {
-        const rec = JSON.parse(e.data.toString('utf8')) as { actor?: { roles?: unknown; groups?: unknown; amr?: unknown } };
+        const rec = JSON.parse(e.data.toString('utf8')) as {
+          actor?: { roles?: unknown; groups?: unknown; amr?: unknown };
+        };
         const roles = Array.isArray(rec.actor?.roles) ? rec.actor.roles.map(String) : [];
         const groups = Array.isArray(rec.actor?.groups) ? rec.actor.groups.map(String) : [];
         const amr = Array.isArray(rec.actor?.amr) ? rec.actor.amr.map(String) : undefined;
-        return { roles, groups, mfa: amr ? amr.includes('mfa') || amr.includes('otp') || amr.includes('hwk') : undefined };
+        return {
+          roles,
+          groups,
+          mfa: amr ? amr.includes('mfa') || amr.includes('otp') || amr.includes('hwk') : undefined,
+        };
       } catch {
         return { roles: [], groups: [] };
       }
@@ -151,7 +170,8 @@ export class SqlAccessReviewSource implements AccessReviewSource {
         asOf,
       );
       extraSources.push(r.source);
-      for (const x of r.rows) catalog.set(String(x.target), [...(catalog.get(String(x.target)) ?? []), String(x.name)]);
+      for (const x of r.rows)
+        catalog.set(String(x.target), [...(catalog.get(String(x.target)) ?? []), String(x.name)]);
       for (const t of targets) {
         const known = new Set(catalog.get(t.name) ?? []);
         for (const p of t.privilegedTools ?? []) known.add(p);
@@ -163,7 +183,11 @@ export class SqlAccessReviewSource implements AccessReviewSource {
       const idp = this.idpRoles.get(id.accountId);
       const roles = key?.roles ?? idp?.roles ?? [];
       const grantPath = key ? 'direct' : idp?.groups.length ? 'group' : 'role';
-      const grantRef = key ? 'API key roles' : idp?.groups.length ? `groups: ${idp.groups.join(', ')}` : 'token roles';
+      const grantRef = key
+        ? 'API key roles'
+        : idp?.groups.length
+          ? `groups: ${idp.groups.join(', ')}`
+          : 'token roles';
       const approvalRef = key?.description ? TICKET.exec(key.description)?.[0] : undefined;
       const policy = this.o.policy?.();
       for (const role of [...new Set(roles)].sort()) {
@@ -175,7 +199,9 @@ export class SqlAccessReviewSource implements AccessReviewSource {
             roles,
             ...(key ? { key_id: id.accountId } : {}),
             ...(idp?.groups.length ? { groups: idp.groups } : {}),
-            ...(!key && id.accountId.includes('#') && id.accountId.split('#')[0] ? { issuer: id.accountId.split('#')[0] } : {}),
+            ...(!key && id.accountId.includes('#') && id.accountId.split('#')[0]
+              ? { issuer: id.accountId.split('#')[0] }
+              : {}),
           };
           for (const t of targets) {
             for (const tool of catalog.get(t.name) ?? []) {
@@ -271,7 +297,9 @@ export class SqlAccessReviewSource implements AccessReviewSource {
       [upTo.size, period.start, period.end],
       period.end,
     );
-    const deniedBy = new Map(denied.rows.map((d) => [`${d.account}\u0000${d.target}\u0000${d.tool}`, intOut(d.n)]));
+    const deniedBy = new Map(
+      denied.rows.map((d) => [`${d.account}\u0000${d.target}\u0000${d.tool}`, intOut(d.n)]),
+    );
     const rows: UsageRecord[] = r.rows.map((u) => ({
       accountId: String(u.account),
       target: String(u.target),
@@ -335,7 +363,11 @@ export class SqlAccessReviewSource implements AccessReviewSource {
     const names = new Set<string>(this.o.targetNames ? await this.o.targetNames() : []);
     for (const n of Object.keys(this.o.config.targets)) names.add(n);
     // Bounded by the snapshot's tree size, so a target first seen later does not change this report.
-    const seen = await this.o.db('audit_events').distinct('target').whereNotNull('target').where('idx', '<', this.upToSize);
+    const seen = await this.o
+      .db('audit_events')
+      .distinct('target')
+      .whereNotNull('target')
+      .where('idx', '<', this.upToSize);
     for (const s of seen as Array<{ target: string }>) names.add(s.target);
     this.cachedTargets = [...names].sort().map((name) => ({
       name,

@@ -13,12 +13,18 @@ const REQUEST = "event = 'mcp.message' AND direction = 'client_to_upstream' AND 
 const WINDOW = 'idx < ? AND ts >= ? AND ts < ?';
 
 export class SqlActivitySource implements ActivitySource {
-  constructor(private readonly o: { db: Db; log: Pick<AuditLog, 'head' | 'rootAt'>; config: ReportsConfig }) {}
+  constructor(
+    private readonly o: { db: Db; log: Pick<AuditLog, 'head' | 'rootAt'>; config: ReportsConfig },
+  ) {}
 
   private q<T>(name: string, sql: string, p: Period, upTo: LogCheckpointRef, extra: unknown[] = []) {
-    return runQuery<Record<string, unknown>>(this.o.db, name, sql, [upTo.size, p.start, p.end, ...extra], p.end).then(
-      (r) => r as unknown as { rows: Record<string, unknown>[]; source: Sourced2<T>['source'] },
-    );
+    return runQuery<Record<string, unknown>>(
+      this.o.db,
+      name,
+      sql,
+      [upTo.size, p.start, p.end, ...extra],
+      p.end,
+    ).then((r) => r as unknown as { rows: Record<string, unknown>[]; source: Sourced2<T>['source'] });
   }
 
   async checkpoint(asOf: string): Promise<LogCheckpointRef> {
@@ -26,7 +32,12 @@ export class SqlActivitySource implements ActivitySource {
   }
 
   async eventCounts(p: Period, upTo: LogCheckpointRef) {
-    const r = await this.q('events by type', `SELECT event, COUNT(*) AS n FROM audit_events WHERE ${WINDOW} GROUP BY event ORDER BY event`, p, upTo);
+    const r = await this.q(
+      'events by type',
+      `SELECT event, COUNT(*) AS n FROM audit_events WHERE ${WINDOW} GROUP BY event ORDER BY event`,
+      p,
+      upTo,
+    );
     return { rows: r.rows.map((x) => ({ event: String(x.event), n: intOut(x.n) })), source: r.source };
   }
 
@@ -42,7 +53,15 @@ export class SqlActivitySource implements ActivitySource {
       p,
       upTo,
     );
-    return { rows: r.rows.map((x) => ({ day: String(x.day), requests: intOut(x.requests), refused: intOut(x.refused), errors: intOut(x.errors) })), source: r.source };
+    return {
+      rows: r.rows.map((x) => ({
+        day: String(x.day),
+        requests: intOut(x.requests),
+        refused: intOut(x.refused),
+        errors: intOut(x.errors),
+      })),
+      source: r.source,
+    };
   }
 
   async perTarget(p: Period, upTo: LogCheckpointRef) {
@@ -84,7 +103,15 @@ export class SqlActivitySource implements ActivitySource {
       p,
       upTo,
     );
-    return { rows: r.rows.map((x) => ({ target: String(x.target), tool: String(x.name), calls: intOut(x.calls), identities: intOut(x.identities) })), source: r.source };
+    return {
+      rows: r.rows.map((x) => ({
+        target: String(x.target),
+        tool: String(x.name),
+        calls: intOut(x.calls),
+        identities: intOut(x.identities),
+      })),
+      source: r.source,
+    };
   }
 
   async denials(p: Period, upTo: LogCheckpointRef) {
@@ -127,7 +154,13 @@ export class SqlActivitySource implements ActivitySource {
       p.end,
     );
     return {
-      rows: r.rows.map((x) => ({ account: String(x.account), subject: String(x.subject), authMethod: String(x.auth_method ?? ''), firstAt: isoOut(x.first_ts), firstLeaf: intOut(x.first_idx) })),
+      rows: r.rows.map((x) => ({
+        account: String(x.account),
+        subject: String(x.subject),
+        authMethod: String(x.auth_method ?? ''),
+        firstAt: isoOut(x.first_ts),
+        firstLeaf: intOut(x.first_idx),
+      })),
       source: r.source,
     };
   }
@@ -146,13 +179,21 @@ export class SqlActivitySource implements ActivitySource {
       p.end,
     );
     return {
-      rows: r.rows.map((x) => ({ target: String(x.target), tool: String(x.name), firstAt: isoOut(x.first_ts), firstLeaf: intOut(x.first_idx), subject: String(x.subject ?? '') })),
+      rows: r.rows.map((x) => ({
+        target: String(x.target),
+        tool: String(x.name),
+        firstAt: isoOut(x.first_ts),
+        firstLeaf: intOut(x.first_idx),
+        subject: String(x.subject ?? ''),
+      })),
       source: r.source,
     };
   }
 
   async privilegedCalls(p: Period, upTo: LogCheckpointRef) {
-    const pairs = Object.entries(this.o.config.targets).flatMap(([t, v]) => v.privilegedTools.map((tool) => [t, tool] as const));
+    const pairs = Object.entries(this.o.config.targets).flatMap(([t, v]) =>
+      v.privilegedTools.map((tool) => [t, tool] as const),
+    );
     const cond = pairs.length ? pairs.map(() => '(target = ? AND name = ?)').join(' OR ') : '1 = 0';
     const r = await this.q(
       'privileged tool calls',
@@ -164,14 +205,27 @@ export class SqlActivitySource implements ActivitySource {
       pairs.flat(),
     );
     return {
-      rows: r.rows.map((x) => ({ subject: String(x.subject), target: String(x.target), tool: String(x.name), n: intOut(x.n), firstAt: isoOut(x.first_ts), lastAt: isoOut(x.last_ts), firstLeaf: intOut(x.first_idx) })),
+      rows: r.rows.map((x) => ({
+        subject: String(x.subject),
+        target: String(x.target),
+        tool: String(x.name),
+        n: intOut(x.n),
+        firstAt: isoOut(x.first_ts),
+        lastAt: isoOut(x.last_ts),
+        firstLeaf: intOut(x.first_idx),
+      })),
       source: r.source,
     };
   }
 
   async hourly(p: Period, upTo: LogCheckpointRef) {
     const hb = hourBucket(this.o.db);
-    const r = await this.q('requests per hour', `SELECT ${hb} AS hour, COUNT(*) AS n FROM audit_events WHERE ${WINDOW} AND ${REQUEST} GROUP BY ${hb} ORDER BY 1`, p, upTo);
+    const r = await this.q(
+      'requests per hour',
+      `SELECT ${hb} AS hour, COUNT(*) AS n FROM audit_events WHERE ${WINDOW} AND ${REQUEST} GROUP BY ${hb} ORDER BY 1`,
+      p,
+      upTo,
+    );
     return { rows: r.rows.map((x) => ({ hour: String(x.hour), requests: intOut(x.n) })), source: r.source };
   }
 
@@ -189,7 +243,10 @@ export class SqlActivitySource implements ActivitySource {
       upTo,
       [hours.start, hours.end],
     );
-    return { rows: r.rows.map((x) => ({ subject: String(x.subject), requests: intOut(x.n), days: intOut(x.days) })), source: r.source };
+    return {
+      rows: r.rows.map((x) => ({ subject: String(x.subject), requests: intOut(x.n), days: intOut(x.days) })),
+      source: r.source,
+    };
   }
 
   async distinct(p: Period, upTo: LogCheckpointRef) {
@@ -201,6 +258,9 @@ export class SqlActivitySource implements ActivitySource {
       upTo,
     );
     const x = r.rows[0] ?? {};
-    return { rows: [{ identities: intOut(x.identities), sessions: intOut(x.sessions), targets: intOut(x.targets) }], source: r.source };
+    return {
+      rows: [{ identities: intOut(x.identities), sessions: intOut(x.sessions), targets: intOut(x.targets) }],
+      source: r.source,
+    };
   }
 }

@@ -2,7 +2,12 @@
 // downloads. Campaign steps use event 'report.run' with detail.action naming the step, so the
 // record schema's event list stays as the gateway defined it.
 import { randomUUID } from 'node:crypto';
-import { AUDIT_RECORD_VERSION, auditTimestamp, type AuditActor, type AuditRecord } from '../../gateway/audit-record.ts';
+import {
+  AUDIT_RECORD_VERSION,
+  auditTimestamp,
+  type AuditActor,
+  type AuditRecord,
+} from '../../gateway/audit-record.ts';
 import { VERSION } from '../version.ts';
 
 export interface RecordSink {

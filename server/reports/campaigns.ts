@@ -6,7 +6,12 @@ import type { AuditActor } from '../../gateway/audit-record.ts';
 import type { Db } from '../db.ts';
 import { toInt } from '../db.ts';
 import { canonicalBytes, sha256Hex } from '../../reports/canonical.ts';
-import { buildSnapshot, collectSnapshotInput, stripUndefined, type AccessSnapshot } from '../../reports/access-snapshot.ts';
+import {
+  buildSnapshot,
+  collectSnapshotInput,
+  stripUndefined,
+  type AccessSnapshot,
+} from '../../reports/access-snapshot.ts';
 import type { AccessReviewSource } from '../../reports/access-types.ts';
 import {
   checkDecision,
@@ -78,7 +83,12 @@ export class CampaignStore {
   async launch(input: { period: Period; asOf?: string; actor: AuditActor }): Promise<CampaignRow> {
     const previous = await this.previousLines(input.period);
     const snapshot = buildSnapshot(
-      await collectSnapshotInput(this.o.source, { period: input.period, asOf: input.asOf, settings: this.o.config.settings, previous }),
+      await collectSnapshotInput(this.o.source, {
+        period: input.period,
+        asOf: input.asOf,
+        settings: this.o.config.settings,
+        previous,
+      }),
     );
     const id = randomUUID();
     const launchedAt = iso(this.now());
@@ -87,7 +97,15 @@ export class CampaignStore {
       reportRecord(
         'report.run',
         input.actor,
-        { action: 'access_review.launch', campaign_id: id, period: input.period.label, as_of: snapshot.asOf, snapshot_sha256: snapshot.hash, lines: snapshot.lines.length, tree_size: snapshot.checkpoint.size },
+        {
+          action: 'access_review.launch',
+          campaign_id: id,
+          period: input.period.label,
+          as_of: snapshot.asOf,
+          snapshot_sha256: snapshot.hash,
+          lines: snapshot.lines.length,
+          tree_size: snapshot.checkpoint.size,
+        },
         this.o.instance,
       ),
     );
@@ -115,7 +133,8 @@ export class CampaignStore {
         privileged: l.privileged,
         flags: l.flags.join(','),
       }));
-      for (let i = 0; i < rows.length; i += 200) await trx('report_campaign_lines').insert(rows.slice(i, i + 200));
+      for (let i = 0; i < rows.length; i += 200)
+        await trx('report_campaign_lines').insert(rows.slice(i, i + 200));
     });
     return (await this.get(id))!;
   }
@@ -126,12 +145,18 @@ export class CampaignStore {
   }
 
   async list(): Promise<CampaignRow[]> {
-    const rows = await this.o.db('report_campaigns').orderBy([{ column: 'launched_at', order: 'desc' }, { column: 'id' }]);
+    const rows = await this.o
+      .db('report_campaigns')
+      .orderBy([{ column: 'launched_at', order: 'desc' }, { column: 'id' }]);
     return rows.map(toCampaign);
   }
 
   async latestForPeriod(label: string): Promise<CampaignRow | undefined> {
-    const r = await this.o.db('report_campaigns').where({ period_label: label }).orderBy('launched_at', 'desc').first();
+    const r = await this.o
+      .db('report_campaigns')
+      .where({ period_label: label })
+      .orderBy('launched_at', 'desc')
+      .first();
     return r ? toCampaign(r) : undefined;
   }
 
@@ -145,7 +170,9 @@ export class CampaignStore {
     // The stored bytes are evidence: refuse to review a snapshot that no longer matches its hash.
     const { hash, ...body } = snap;
     if (sha256Hex(canonicalBytes(body)) !== expected || hash !== expected) {
-      throw new CampaignStateError(`campaign ${id}: stored ${which} snapshot does not match its hash ${expected}`);
+      throw new CampaignStateError(
+        `campaign ${id}: stored ${which} snapshot does not match its hash ${expected}`,
+      );
     }
     return snap as AccessSnapshot;
   }
@@ -170,7 +197,14 @@ export class CampaignStore {
           remediatedAt: x.remediated_at ?? undefined,
         }),
       ),
-      reassignments: r.map((x: any) => ({ itemId: x.item_id, from: x.from_reviewer, to: x.to_reviewer, by: x.by, at: x.at, reason: x.reason })),
+      reassignments: r.map((x: any) => ({
+        itemId: x.item_id,
+        from: x.from_reviewer,
+        to: x.to_reviewer,
+        by: x.by,
+        at: x.at,
+        reason: x.reason,
+      })),
       signoffs: s.map((x: any) => ({
         role: x.role,
         signer: x.signer,
@@ -182,7 +216,9 @@ export class CampaignStore {
     };
   }
 
-  private async openCampaign(id: string): Promise<{ row: CampaignRow; snap: AccessSnapshot; state: CampaignState }> {
+  private async openCampaign(
+    id: string,
+  ): Promise<{ row: CampaignRow; snap: AccessSnapshot; state: CampaignState }> {
     const row = await this.get(id);
     if (!row) throw new CampaignNotFoundError(id);
     if (row.status !== 'open') throw new CampaignStateError(`campaign ${id} is ${row.status}`);
@@ -209,7 +245,19 @@ export class CampaignStore {
     });
     checkDecision(snap, state.reassignments, d);
     const logIdx = await this.o.log.append(
-      reportRecord('report.run', actor, { action: 'access_review.decision', campaign_id: id, item_id: d.itemId, decision: d.decision, rationale: d.rationale, ...(d.modifyTo ? { modify_to: d.modifyTo } : {}) }, this.o.instance),
+      reportRecord(
+        'report.run',
+        actor,
+        {
+          action: 'access_review.decision',
+          campaign_id: id,
+          item_id: d.itemId,
+          decision: d.decision,
+          rationale: d.rationale,
+          ...(d.modifyTo ? { modify_to: d.modifyTo } : {}),
+        },
+        this.o.instance,
+      ),
     );
     await this.o.db('report_decisions').insert({
       campaign_id: id,
@@ -224,41 +272,105 @@ export class CampaignStore {
     return d;
   }
 
-  async reassign(id: string, input: { itemId: string; to: string; reason: string }, actor: AuditActor): Promise<Reassignment> {
+  async reassign(
+    id: string,
+    input: { itemId: string; to: string; reason: string },
+    actor: AuditActor,
+  ): Promise<Reassignment> {
     const { snap, state } = await this.openCampaign(id);
-    const current = (await this.o.db('report_campaign_lines').where({ campaign_id: id, item_id: input.itemId }).first())?.reviewer;
-    if (!current) throw new ReviewRuleError(`no line ${input.itemId} in this campaign's snapshot`, 'unknown_item');
-    const r: Reassignment = { itemId: input.itemId, from: current, to: input.to.trim(), by: actor.subject, at: iso(this.now()), reason: input.reason.trim() };
+    const current = (
+      await this.o.db('report_campaign_lines').where({ campaign_id: id, item_id: input.itemId }).first()
+    )?.reviewer;
+    if (!current)
+      throw new ReviewRuleError(`no line ${input.itemId} in this campaign's snapshot`, 'unknown_item');
+    const r: Reassignment = {
+      itemId: input.itemId,
+      from: current,
+      to: input.to.trim(),
+      by: actor.subject,
+      at: iso(this.now()),
+      reason: input.reason.trim(),
+    };
     checkReassignment(snap, state.reassignments, r);
     const logIdx = await this.o.log.append(
-      reportRecord('report.run', actor, { action: 'access_review.reassign', campaign_id: id, item_id: r.itemId, from: r.from, to: r.to, reason: r.reason }, this.o.instance),
+      reportRecord(
+        'report.run',
+        actor,
+        {
+          action: 'access_review.reassign',
+          campaign_id: id,
+          item_id: r.itemId,
+          from: r.from,
+          to: r.to,
+          reason: r.reason,
+        },
+        this.o.instance,
+      ),
     );
     await this.o.db.transaction(async (trx) => {
-      await trx('report_reassignments').insert({ campaign_id: id, item_id: r.itemId, from_reviewer: r.from, to_reviewer: r.to, by: r.by, at: r.at, reason: r.reason, log_idx: logIdx });
-      await trx('report_campaign_lines').where({ campaign_id: id, item_id: r.itemId }).update({ reviewer: r.to });
+      await trx('report_reassignments').insert({
+        campaign_id: id,
+        item_id: r.itemId,
+        from_reviewer: r.from,
+        to_reviewer: r.to,
+        by: r.by,
+        at: r.at,
+        reason: r.reason,
+        log_idx: logIdx,
+      });
+      await trx('report_campaign_lines')
+        .where({ campaign_id: id, item_id: r.itemId })
+        .update({ reviewer: r.to });
     });
     return r;
   }
 
   /** Records that a revoke/modify decision was carried out (by the service or by hand, with a reference). */
   async recordRemediation(id: string, itemId: string, ref: string, actor: AuditActor): Promise<void> {
-    const latest = await this.o.db('report_decisions').where({ campaign_id: id, item_id: itemId }).orderBy('id', 'desc').first();
-    if (!latest || latest.decision === 'keep') throw new CampaignStateError(`${itemId} has no revoke/modify decision to carry out`);
+    const latest = await this.o
+      .db('report_decisions')
+      .where({ campaign_id: id, item_id: itemId })
+      .orderBy('id', 'desc')
+      .first();
+    if (!latest || latest.decision === 'keep')
+      throw new CampaignStateError(`${itemId} has no revoke/modify decision to carry out`);
     const at = iso(this.now());
     await this.o.log.append(
-      reportRecord('report.run', actor, { action: 'access_review.remediation', campaign_id: id, item_id: itemId, reference: ref }, this.o.instance),
+      reportRecord(
+        'report.run',
+        actor,
+        { action: 'access_review.remediation', campaign_id: id, item_id: itemId, reference: ref },
+        this.o.instance,
+      ),
     );
-    await this.o.db('report_decisions').where({ id: latest.id }).update({ remediation_ref: ref, remediated_at: at });
+    await this.o
+      .db('report_decisions')
+      .where({ id: latest.id })
+      .update({ remediation_ref: ref, remediated_at: at });
   }
 
   async signoff(id: string, role: SignoffRole, actor: AuditActor): Promise<Signoff> {
     const { snap, state } = await this.openCampaign(id);
     if (role === 'control_owner' && actor.subject !== this.o.config.settings.controlOwner) {
-      throw new ReviewRuleError(`${actor.subject} is not the control owner (${this.o.config.settings.controlOwner})`, 'not_assigned');
+      throw new ReviewRuleError(
+        `${actor.subject} is not the control owner (${this.o.config.settings.controlOwner})`,
+        'not_assigned',
+      );
     }
     const so = makeSignoff(id, snap, state, { role, signer: actor.subject, signedAt: iso(this.now()) });
     const logIdx = await this.o.log.append(
-      reportRecord('report.run', actor, { action: 'access_review.signoff', campaign_id: id, role, review_data_sha256: so.reviewDataHash, seal: so.seal }, this.o.instance),
+      reportRecord(
+        'report.run',
+        actor,
+        {
+          action: 'access_review.signoff',
+          campaign_id: id,
+          role,
+          review_data_sha256: so.reviewDataHash,
+          seal: so.seal,
+        },
+        this.o.instance,
+      ),
     );
     await this.o.db('report_signoffs').insert({
       campaign_id: id,
@@ -278,18 +390,35 @@ export class CampaignStore {
     const { row, state } = await this.openCampaign(id);
     const asOf = iso(this.now());
     const completion = buildSnapshot(
-      await collectSnapshotInput(this.o.source, { period: row.period, asOf, settings: this.o.config.settings }),
+      await collectSnapshotInput(this.o.source, {
+        period: row.period,
+        asOf,
+        settings: this.o.config.settings,
+      }),
     );
     const owner = state.signoffs.some((s) => s.role === 'control_owner');
     await this.o.log.append(
-      reportRecord('report.run', actor, { action: 'access_review.complete', campaign_id: id, completion_snapshot_sha256: completion.hash, signed_off: owner }, this.o.instance),
+      reportRecord(
+        'report.run',
+        actor,
+        {
+          action: 'access_review.complete',
+          campaign_id: id,
+          completion_snapshot_sha256: completion.hash,
+          signed_off: owner,
+        },
+        this.o.instance,
+      ),
     );
-    await this.o.db('report_campaigns').where({ id }).update({
-      completion_hash: completion.hash,
-      completion_snapshot: canonicalBytes(stripUndefined(completion)).toString('utf8'),
-      completed_at: asOf,
-      status: owner ? 'completed' : 'open',
-    });
+    await this.o
+      .db('report_campaigns')
+      .where({ id })
+      .update({
+        completion_hash: completion.hash,
+        completion_snapshot: canonicalBytes(stripUndefined(completion)).toString('utf8'),
+        completed_at: asOf,
+        status: owner ? 'completed' : 'open',
+      });
     return (await this.get(id))!;
   }
 
@@ -297,7 +426,10 @@ export class CampaignStore {
     const q = this.o.db('report_campaign_lines').where({ campaign_id: id });
     if (opts.reviewer) q.andWhere({ reviewer: opts.reviewer });
     const total = toInt((await q.clone().count({ n: '*' }).first())?.n ?? 0);
-    const rows = await q.orderBy('position').offset(opts.offset ?? 0).limit(Math.min(opts.limit ?? 100, 1000));
+    const rows = await q
+      .orderBy('position')
+      .offset(opts.offset ?? 0)
+      .limit(Math.min(opts.limit ?? 100, 1000));
     const snap = await this.snapshot(id);
     const byId = new Map(snap!.lines.map((l) => [l.itemId, l]));
     const state = await this.state(id);
@@ -305,7 +437,11 @@ export class CampaignStore {
     for (const d of state.decisions) latest.set(d.itemId, d);
     return {
       total,
-      lines: rows.map((r: any) => ({ ...byId.get(r.item_id)!, reviewer: r.reviewer, decision: latest.get(r.item_id) ?? null })),
+      lines: rows.map((r: any) => ({
+        ...byId.get(r.item_id)!,
+        reviewer: r.reviewer,
+        decision: latest.get(r.item_id) ?? null,
+      })),
     };
   }
 
@@ -316,8 +452,17 @@ export class CampaignStore {
     const launch = (await this.snapshot(id, 'launch'))!;
     const completion = await this.snapshot(id, 'completion');
     const state = await this.state(id);
-    const runExceptions = this.o.runExceptions ? await this.o.runExceptions(row.period.start, row.launchedAt) : [];
-    return buildAccessReview({ campaignId: id, generatorVersion: VERSION, launch, completion, ...state, runExceptions });
+    const runExceptions = this.o.runExceptions
+      ? await this.o.runExceptions(row.period.start, row.launchedAt)
+      : [];
+    return buildAccessReview({
+      campaignId: id,
+      generatorVersion: VERSION,
+      launch,
+      completion,
+      ...state,
+      runExceptions,
+    });
   }
 
   /** Lines of the latest campaign of the previous period, for new/removed since last review. */

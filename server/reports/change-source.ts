@@ -8,7 +8,8 @@ import type { Period } from '../../reports/period.ts';
 import { intOut, logBoundary } from './sql.ts';
 import { createHash } from 'node:crypto';
 
-const SQL = "SELECT idx FROM audit_events WHERE idx < ? AND ts >= ? AND ts < ? AND event = 'config.change' AND idx > ? ORDER BY idx LIMIT 500";
+const SQL =
+  "SELECT idx FROM audit_events WHERE idx < ? AND ts >= ? AND ts < ? AND event = 'config.change' AND idx > ? ORDER BY idx LIMIT 500";
 
 export class SqlChangeSource implements ChangeSource {
   constructor(private readonly o: { db: Db; log: Pick<AuditLog, 'head' | 'rootAt' | 'entries'> }) {}
@@ -19,7 +20,13 @@ export class SqlChangeSource implements ChangeSource {
 
   describe(p: Period, upTo: LogCheckpointRef): SourceDescription {
     const text = `${SQL} -- paged by idx; each entry read from the log\n-- bindings: ${JSON.stringify([upTo.size, p.start, p.end])}`;
-    return { name: 'audit_events + log entries (config.change)', query: text, queryHash: createHash('sha256').update(text).digest('hex'), asOf: p.end, rows: 0 };
+    return {
+      name: 'audit_events + log entries (config.change)',
+      query: text,
+      queryHash: createHash('sha256').update(text).digest('hex'),
+      asOf: p.end,
+      rows: 0,
+    };
   }
 
   async *changes(p: Period, upTo: LogCheckpointRef): AsyncIterable<ChangeEntry> {

@@ -69,7 +69,13 @@ export async function generateReport(
   let pdf: Buffer | undefined;
   let csv: Record<string, string> = {};
   if (kind === 'access-review') {
-    const source = new SqlAccessReviewSource({ db: ctx.db, log: ctx.log, config: ctx.config, targetNames: ctx.targetNames, policy: ctx.policy });
+    const source = new SqlAccessReviewSource({
+      db: ctx.db,
+      log: ctx.log,
+      config: ctx.config,
+      targetNames: ctx.targetNames,
+      policy: ctx.policy,
+    });
     const store = new CampaignStore({
       db: ctx.db,
       log: ctx.log,
@@ -78,7 +84,9 @@ export async function generateReport(
       instance: ctx.instance,
       runExceptions: ctx.runExceptions ? (a, b) => ctx.runExceptions!('access-review', a, b) : undefined,
     });
-    const campaign = want.campaignId ? await store.get(want.campaignId) : await store.latestForPeriod(period.label);
+    const campaign = want.campaignId
+      ? await store.get(want.campaignId)
+      : await store.latestForPeriod(period.label);
     let data;
     if (campaign) {
       data = await store.reportData(campaign.id);
@@ -86,10 +94,16 @@ export async function generateReport(
     } else {
       // No campaign launched for the period: report the population as of the period's end, all
       // lines pending. The id is derived from the snapshot, so a re-run gives the same bytes.
-      const input = await collectSnapshotInput(source, { period, settings: ctx.config.settings, previous: await store.previousLines(period) });
+      const input = await collectSnapshotInput(source, {
+        period,
+        settings: ctx.config.settings,
+        previous: await store.previousLines(period),
+      });
       lap('sql');
       const snapshot = buildSnapshot(input);
-      const runExceptions = ctx.runExceptions ? await ctx.runExceptions('access-review', period.start, period.end) : [];
+      const runExceptions = ctx.runExceptions
+        ? await ctx.runExceptions('access-review', period.start, period.end)
+        : [];
       data = buildAccessReview({
         campaignId: `snapshot-${snapshot.hash.slice(0, 16)}`,
         generatorVersion: VERSION,
@@ -110,8 +124,15 @@ export async function generateReport(
     lap('csv');
   } else if (kind === 'activity') {
     const source = new SqlActivitySource({ db: ctx.db, log: ctx.log, config: ctx.config });
-    const runExceptions = ctx.runExceptions ? await ctx.runExceptions('activity', period.start, period.end) : [];
-    const data = await buildActivityReport(source, { period, generatorVersion: VERSION, businessHours: ctx.config.businessHours, runExceptions });
+    const runExceptions = ctx.runExceptions
+      ? await ctx.runExceptions('activity', period.start, period.end)
+      : [];
+    const data = await buildActivityReport(source, {
+      period,
+      generatorVersion: VERSION,
+      businessHours: ctx.config.businessHours,
+      runExceptions,
+    });
     lap('sql');
     json = canonicalBytes(data);
     dataHash = sha256Hex(json);

@@ -62,15 +62,36 @@ export async function mountReports(o: {
   const campaigns = new CampaignStore({
     db: o.db,
     log: o.log,
-    source: new SqlAccessReviewSource({ db: o.db, log: o.log, config: reportsConfig, targetNames: o.targetNames, policy: o.policy }),
+    source: new SqlAccessReviewSource({
+      db: o.db,
+      log: o.log,
+      config: reportsConfig,
+      targetNames: o.targetNames,
+      policy: o.policy,
+    }),
     config: reportsConfig,
     instance: o.config.instanceId,
     runExceptions: (a, b) => scheduler.store.exceptionsBetween('access-review', a, b),
   });
-  for (const job of reportJobs({ ctx: generate, campaigns, outDir: join(o.config.dataDir, 'reports'), schedules: reportsConfig.schedules })) {
+  for (const job of reportJobs({
+    ctx: generate,
+    campaigns,
+    outDir: join(o.config.dataDir, 'reports'),
+    schedules: reportsConfig.schedules,
+  })) {
     registry.register(job);
   }
-  await o.server.register({ plugin: reportsApiPlugin, options: { campaigns, generate, scheduler, apiKeys: o.apiKeys, sink: o.log, instance: o.config.instanceId } });
+  await o.server.register({
+    plugin: reportsApiPlugin,
+    options: {
+      campaigns,
+      generate,
+      scheduler,
+      apiKeys: o.apiKeys,
+      sink: o.log,
+      instance: o.config.instanceId,
+    },
+  });
   o.readiness.register('scheduler', () => scheduler.health());
   let started = false;
   return {

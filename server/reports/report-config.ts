@@ -24,15 +24,25 @@ const schema = z.object({
   control_owner: z.string().min(1).default(DEFAULT_SETTINGS.controlOwner),
   fallback_reviewer: z.string().min(1).default(DEFAULT_SETTINGS.fallbackReviewer),
   dormant_days: z.number().int().min(1).max(3650).default(DEFAULT_SETTINGS.dormantDays),
-  shared_address_threshold: z.number().int().min(2).max(1000).default(DEFAULT_SETTINGS.sharedAddressThreshold),
+  shared_address_threshold: z
+    .number()
+    .int()
+    .min(2)
+    .max(1000)
+    .default(DEFAULT_SETTINGS.sharedAddressThreshold),
   remediation_sla_days: z.number().int().min(1).max(365).default(DEFAULT_SETTINGS.remediationSlaDays),
   /** Keyed by subject (as recorded in the log) or API key id. */
   identities: z.record(z.string(), identityOwner).default({}),
   targets: z
-    .record(z.string(), z.object({ owner: z.string().min(1).optional(), privileged_tools: z.array(z.string()).default([]) }))
+    .record(
+      z.string(),
+      z.object({ owner: z.string().min(1).optional(), privileged_tools: z.array(z.string()).default([]) }),
+    )
     .default({}),
   /** Business hours for off-hours anomaly detection (UTC hours, [start, end)). */
-  business_hours: z.object({ start: z.number().int().min(0).max(23), end: z.number().int().min(1).max(24) }).default({ start: 7, end: 19 }),
+  business_hours: z
+    .object({ start: z.number().int().min(0).max(23), end: z.number().int().min(1).max(24) })
+    .default({ start: 7, end: 19 }),
   schedules: z.record(z.string(), schedule).default({}),
 });
 
@@ -66,16 +76,25 @@ export function parseReportsConfig(raw: unknown, where = 'reports'): ReportsConf
       remediationSlaDays: c.remediation_sla_days,
     },
     identities: c.identities,
-    targets: Object.fromEntries(Object.entries(c.targets).map(([k, v]) => [k, { owner: v.owner, privilegedTools: v.privileged_tools }])),
+    targets: Object.fromEntries(
+      Object.entries(c.targets).map(([k, v]) => [k, { owner: v.owner, privilegedTools: v.privileged_tools }]),
+    ),
     businessHours: c.business_hours,
     schedules: c.schedules,
   };
 }
 
-export function loadReportsConfig(env: Record<string, string | undefined>, dataDir: string, cwd = process.cwd()): ReportsConfig {
-  const file = env.AUDITGATE_REPORTS_CONFIG ? resolve(cwd, env.AUDITGATE_REPORTS_CONFIG) : resolve(dataDir, 'reports.yaml');
+export function loadReportsConfig(
+  env: Record<string, string | undefined>,
+  dataDir: string,
+  cwd = process.cwd(),
+): ReportsConfig {
+  const file = env.AUDITGATE_REPORTS_CONFIG
+    ? resolve(cwd, env.AUDITGATE_REPORTS_CONFIG)
+    : resolve(dataDir, 'reports.yaml');
   if (!existsSync(file)) {
-    if (env.AUDITGATE_REPORTS_CONFIG) throw new ConfigError(`AUDITGATE_REPORTS_CONFIG: ${file} does not exist`);
+    if (env.AUDITGATE_REPORTS_CONFIG)
+      throw new ConfigError(`AUDITGATE_REPORTS_CONFIG: ${file} does not exist`);
     return parseReportsConfig({});
   }
   let doc: unknown;
@@ -84,6 +103,7 @@ export function loadReportsConfig(env: Record<string, string | undefined>, dataD
   } catch (err) {
     throw new ConfigError(`${file}: ${(err as Error).message}`);
   }
-  const section = doc && typeof doc === 'object' && 'reports' in doc ? (doc as { reports: unknown }).reports : doc;
+  const section =
+    doc && typeof doc === 'object' && 'reports' in doc ? (doc as { reports: unknown }).reports : doc;
   return parseReportsConfig(section, `${file}: reports`);
 }

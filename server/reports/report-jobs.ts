@@ -8,7 +8,10 @@ import { generateReport, type GenerateContext, type ReportKind } from './generat
 import type { CampaignStore } from './campaigns.ts';
 import { SCHEDULER_ACTOR } from './audit-entries.ts';
 
-export const DEFAULT_SCHEDULES: Record<'access-review' | 'activity' | 'changes', { cron: string; timezone: string; period: 'quarter' | 'month' }> = {
+export const DEFAULT_SCHEDULES: Record<
+  'access-review' | 'activity' | 'changes',
+  { cron: string; timezone: string; period: 'quarter' | 'month' }
+> = {
   // 06:00 UTC on the first day of each quarter: the quarter that just ended.
   'access-review': { cron: '0 6 1 1,4,7,10 *', timezone: 'UTC', period: 'quarter' },
   // 06:00 UTC on the first of each month: the month that just ended.
@@ -31,7 +34,8 @@ export function reportJobs(o: ReportJobOptions): JobDefinition[] {
     const def = DEFAULT_SCHEDULES[kind];
     const cfg = o.schedules[kind];
     if (cfg && !cfg.enabled) continue;
-    const periodFor = (slot: Date): Period => lastCompletePeriod(def.period, new Date(slot.getTime() - (o.graceMs ?? 0)));
+    const periodFor = (slot: Date): Period =>
+      lastCompletePeriod(def.period, new Date(slot.getTime() - (o.graceMs ?? 0)));
     jobs.push({
       name: kind,
       cron: cfg?.cron ?? def.cron,
@@ -49,7 +53,14 @@ export function reportJobs(o: ReportJobOptions): JobDefinition[] {
           o.ctx,
           kind,
           period,
-          { runId: ctx.runId, schedule: cfg?.cron ?? def.cron, timezone: cfg?.timezone ?? def.timezone, expectedAt: ctx.expectedAt.toISOString(), generatedAt: ctx.expectedAt.toISOString(), trigger: ctx.trigger === 'schedule' ? 'schedule' : 'catch-up' },
+          {
+            runId: ctx.runId,
+            schedule: cfg?.cron ?? def.cron,
+            timezone: cfg?.timezone ?? def.timezone,
+            expectedAt: ctx.expectedAt.toISOString(),
+            generatedAt: ctx.expectedAt.toISOString(),
+            trigger: ctx.trigger === 'schedule' ? 'schedule' : 'catch-up',
+          },
           { csv: true, campaignId },
         );
         const dir = join(o.outDir, kind, period.label);

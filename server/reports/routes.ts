@@ -35,7 +35,8 @@ function toBoom(err: unknown): never {
   if (err instanceof ReviewRuleError) {
     if (err.code === 'self_review' || err.code === 'not_assigned') throw Boom.forbidden(err.message);
     if (err.code === 'unknown_item') throw Boom.notFound(err.message);
-    if (err.code === 'conflict' || err.code === 'already_signed' || err.code === 'not_complete') throw Boom.conflict(err.message);
+    if (err.code === 'conflict' || err.code === 'already_signed' || err.code === 'not_complete')
+      throw Boom.conflict(err.message);
     throw Boom.badData(err.message);
   }
   throw err;
@@ -56,7 +57,13 @@ export const reportsApiPlugin: Hapi.Plugin<ReportsApiOptions> = {
     const store = opts.campaigns;
     const actorOf = (r: Hapi.Request) => (r.auth.credentials as unknown as Credentials).actor;
     type Handler = (request: Hapi.Request, h: Hapi.ResponseToolkit) => Promise<unknown>;
-    const route = (method: 'GET' | 'POST', path: string, auth: object, handler: Handler, extra: Hapi.RouteOptions = {}) =>
+    const route = (
+      method: 'GET' | 'POST',
+      path: string,
+      auth: object,
+      handler: Handler,
+      extra: Hapi.RouteOptions = {},
+    ) =>
       server.route({
         method,
         path,
@@ -82,7 +89,11 @@ export const reportsApiPlugin: Hapi.Plugin<ReportsApiOptions> = {
         const period = parsePeriod(str(body.period, 'period')!);
         const asOf = str(body.asOf, 'asOf', false);
         if (asOf && Number.isNaN(Date.parse(asOf))) throw Boom.badRequest('asOf must be an ISO 8601 time');
-        const c = await store.launch({ period, asOf: asOf ? new Date(asOf).toISOString() : undefined, actor: actorOf(request) });
+        const c = await store.launch({
+          period,
+          asOf: asOf ? new Date(asOf).toISOString() : undefined,
+          actor: actorOf(request),
+        });
         return h.response(c).code(201);
       },
       { payload: JSON_BODY },
@@ -95,15 +106,20 @@ export const reportsApiPlugin: Hapi.Plugin<ReportsApiOptions> = {
       return { ...c, summary: data.summary, reviewers: data.reviewers, signoffs: data.signoffs };
     });
 
-    route('GET', '/api/reports/campaigns/{id}/lines', { strategy: STRATEGY, access: { scope: ['admin', 'compliance', 'auditor', 'approver'] } }, async (request) => {
-      const q = request.query as Record<string, string | undefined>;
-      if (!(await store.get(param(request, 'id')))) throw new CampaignNotFoundError(param(request, 'id'));
-      return store.lines(param(request, 'id'), {
-        reviewer: q.reviewer,
-        offset: q.offset ? Number(q.offset) : 0,
-        limit: q.limit ? Number(q.limit) : 100,
-      });
-    });
+    route(
+      'GET',
+      '/api/reports/campaigns/{id}/lines',
+      { strategy: STRATEGY, access: { scope: ['admin', 'compliance', 'auditor', 'approver'] } },
+      async (request) => {
+        const q = request.query as Record<string, string | undefined>;
+        if (!(await store.get(param(request, 'id')))) throw new CampaignNotFoundError(param(request, 'id'));
+        return store.lines(param(request, 'id'), {
+          reviewer: q.reviewer,
+          offset: q.offset ? Number(q.offset) : 0,
+          limit: q.limit ? Number(q.limit) : 100,
+        });
+      },
+    );
 
     route(
       'POST',
@@ -114,7 +130,12 @@ export const reportsApiPlugin: Hapi.Plugin<ReportsApiOptions> = {
         const decision = str(b.decision, 'decision') as 'keep' | 'revoke' | 'modify';
         const d = await store.decide(
           param(request, 'id'),
-          { itemId: str(b.itemId, 'itemId')!, decision, rationale: str(b.rationale, 'rationale', false) ?? '', modifyTo: str(b.modifyTo, 'modifyTo', false) },
+          {
+            itemId: str(b.itemId, 'itemId')!,
+            decision,
+            rationale: str(b.rationale, 'rationale', false) ?? '',
+            modifyTo: str(b.modifyTo, 'modifyTo', false),
+          },
           actorOf(request),
         );
         return h.response(d).code(201);
@@ -128,7 +149,11 @@ export const reportsApiPlugin: Hapi.Plugin<ReportsApiOptions> = {
       MANAGERS,
       async (request, h) => {
         const b = (request.payload ?? {}) as Record<string, unknown>;
-        const r = await store.reassign(param(request, 'id'), { itemId: str(b.itemId, 'itemId')!, to: str(b.to, 'to')!, reason: str(b.reason, 'reason')! }, actorOf(request));
+        const r = await store.reassign(
+          param(request, 'id'),
+          { itemId: str(b.itemId, 'itemId')!, to: str(b.to, 'to')!, reason: str(b.reason, 'reason')! },
+          actorOf(request),
+        );
         return h.response(r).code(201);
       },
       { payload: JSON_BODY },
@@ -147,17 +172,25 @@ export const reportsApiPlugin: Hapi.Plugin<ReportsApiOptions> = {
         const lines = await store.lines(param(request, 'id'), { limit: 1000 });
         let line = lines.lines.find((l) => l.itemId === itemId);
         for (let off = 1000; !line && off < lines.total; off += 1000) {
-          line = (await store.lines(param(request, 'id'), { offset: off, limit: 1000 })).lines.find((l) => l.itemId === itemId);
+          line = (await store.lines(param(request, 'id'), { offset: off, limit: 1000 })).lines.find(
+            (l) => l.itemId === itemId,
+          );
         }
         if (!line) throw new ReviewRuleError(`no line ${itemId} in this campaign's snapshot`, 'unknown_item');
         let reference = str(b.reference, 'reference', false);
         if (!reference) {
           if (line.decision?.decision !== 'revoke' || line.authMethod !== 'api_key' || !opts.apiKeys) {
-            throw Boom.badRequest('only revocations of API keys are carried out by the service; give the reference of the change made elsewhere');
+            throw Boom.badRequest(
+              'only revocations of API keys are carried out by the service; give the reference of the change made elsewhere',
+            );
           }
           try {
             const r = await opts.apiKeys.revoke(line.accountId, actor.subject);
-            const idx = r.changed ? await opts.sink.append(configChangeRecord(actor, keyChange('revoke', r.before, r.after), opts.instance)) : undefined;
+            const idx = r.changed
+              ? await opts.sink.append(
+                  configChangeRecord(actor, keyChange('revoke', r.before, r.after), opts.instance),
+                )
+              : undefined;
             reference =
               idx === undefined
                 ? `API key ${line.accountId} revoked at ${r.after.revokedAt} by ${r.after.revokedBy}`
@@ -180,24 +213,40 @@ export const reportsApiPlugin: Hapi.Plugin<ReportsApiOptions> = {
       async (request, h) => {
         const b = (request.payload ?? {}) as Record<string, unknown>;
         const role = str(b.role, 'role');
-        if (role !== 'reviewer' && role !== 'control_owner') throw Boom.badRequest('role must be reviewer or control_owner');
+        if (role !== 'reviewer' && role !== 'control_owner')
+          throw Boom.badRequest('role must be reviewer or control_owner');
         return h.response(await store.signoff(param(request, 'id'), role, actorOf(request))).code(201);
       },
       { payload: JSON_BODY },
     );
 
-    route('POST', '/api/reports/campaigns/{id}/complete', MANAGERS, async (request) => store.complete(param(request, 'id'), actorOf(request)));
+    route('POST', '/api/reports/campaigns/{id}/complete', MANAGERS, async (request) =>
+      store.complete(param(request, 'id'), actorOf(request)),
+    );
 
-    const send = (h: Hapi.ResponseToolkit, out: Awaited<ReturnType<typeof generateReport>>, format: string, name: string) => {
+    const send = (
+      h: Hapi.ResponseToolkit,
+      out: Awaited<ReturnType<typeof generateReport>>,
+      format: string,
+      name: string,
+    ) => {
       const disposition = (ext: string) => `attachment; filename="${name}.${ext}"`;
       const headers = { 'x-report-data-sha256': out.dataHash, 'cache-control': 'no-store' };
       let res;
-      if (format === 'pdf') res = h.response(out.pdf!).type('application/pdf').header('content-disposition', disposition('pdf'));
-      else if (format === 'json') res = h.response(out.json).type('application/json').header('content-disposition', disposition('json'));
+      if (format === 'pdf')
+        res = h.response(out.pdf!).type('application/pdf').header('content-disposition', disposition('pdf'));
+      else if (format === 'json')
+        res = h
+          .response(out.json)
+          .type('application/json')
+          .header('content-disposition', disposition('json'));
       else {
         const csv = out.csv[`${format}.csv`];
         if (!csv) throw Boom.notFound(`no CSV ${format} (have: ${Object.keys(out.csv).join(', ')})`);
-        res = h.response(csv).type('text/csv; charset=utf-8').header('content-disposition', disposition(`${format}.csv`));
+        res = h
+          .response(csv)
+          .type('text/csv; charset=utf-8')
+          .header('content-disposition', disposition(`${format}.csv`));
       }
       for (const [k, v] of Object.entries(headers)) res.header(k, v);
       return res;
@@ -211,7 +260,13 @@ export const reportsApiPlugin: Hapi.Plugin<ReportsApiOptions> = {
         const c = await store.get(param(request, 'id'));
         if (!c) throw new CampaignNotFoundError(param(request, 'id'));
         const format = param(request, 'format') as string;
-        const out = await generateReport(opts.generate, 'access-review', c.period, { generatedAt: new Date().toISOString(), trigger: 'api' }, { campaignId: c.id, pdf: format === 'pdf', csv: format !== 'pdf' && format !== 'json' });
+        const out = await generateReport(
+          opts.generate,
+          'access-review',
+          c.period,
+          { generatedAt: new Date().toISOString(), trigger: 'api' },
+          { campaignId: c.id, pdf: format === 'pdf', csv: format !== 'pdf' && format !== 'json' },
+        );
         return send(h, out, format, `access-review-${c.period.label}`);
       },
       { plugins: { auditgate: { event: 'audit.read', what: 'access-review report' } } },
@@ -226,7 +281,13 @@ export const reportsApiPlugin: Hapi.Plugin<ReportsApiOptions> = {
         if (!REPORT_KINDS.includes(kind)) throw Boom.notFound(`no report kind ${kind}`);
         const period = parsePeriod(param(request, 'period'));
         const format = param(request, 'format') as string;
-        const out = await generateReport(opts.generate, kind, period, { generatedAt: new Date().toISOString(), trigger: 'api' }, { pdf: format === 'pdf', csv: format !== 'pdf' && format !== 'json' });
+        const out = await generateReport(
+          opts.generate,
+          kind,
+          period,
+          { generatedAt: new Date().toISOString(), trigger: 'api' },
+          { pdf: format === 'pdf', csv: format !== 'pdf' && format !== 'json' },
+        );
         return send(h, out, format, `${kind}-${period.label}`);
       },
       { plugins: { auditgate: { event: 'audit.read', what: 'report' } } },
@@ -234,7 +295,10 @@ export const reportsApiPlugin: Hapi.Plugin<ReportsApiOptions> = {
 
     route('GET', '/api/reports/runs', READERS, async () => {
       if (!opts.scheduler) return { jobs: {}, runs: [] };
-      return { jobs: (await opts.scheduler.health()).detail, runs: await opts.scheduler.store.runs(undefined, 200) };
+      return {
+        jobs: (await opts.scheduler.health()).detail,
+        runs: await opts.scheduler.store.runs(undefined, 200),
+      };
     });
   },
 };

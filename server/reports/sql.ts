@@ -12,7 +12,11 @@ import type { AuditLog } from '../audit/log.ts';
  * appended after that first later entry is left out of every run alike — and the query is an
  * index range scan over the tail, not the whole period.
  */
-export async function logBoundary(db: Db, log: Pick<AuditLog, 'head' | 'rootAt'>, asOf: string): Promise<LogCheckpointRef> {
+export async function logBoundary(
+  db: Db,
+  log: Pick<AuditLog, 'head' | 'rootAt'>,
+  asOf: string,
+): Promise<LogCheckpointRef> {
   const head = await log.head();
   const r = await db('audit_events').where('ts', '>=', asOf).min({ m: 'idx' }).first();
   const size = r?.m === null || r?.m === undefined ? head.size : Math.min(head.size, toInt(r.m));
@@ -30,12 +34,16 @@ export function dayBucket(db: Db, col = 'ts'): string {
 
 /** Hour of day (0–23, UTC) as an integer expression. */
 export function hourOfDay(db: Db, col = 'ts'): string {
-  return isPostgres(db) ? `CAST(EXTRACT(HOUR FROM ${col} AT TIME ZONE 'UTC') AS integer)` : `CAST(substr(${col}, 12, 2) AS integer)`;
+  return isPostgres(db)
+    ? `CAST(EXTRACT(HOUR FROM ${col} AT TIME ZONE 'UTC') AS integer)`
+    : `CAST(substr(${col}, 12, 2) AS integer)`;
 }
 
 /** Day of week, 0 = Sunday … 6 = Saturday (UTC). */
 export function dayOfWeek(db: Db, col = 'ts'): string {
-  return isPostgres(db) ? `CAST(EXTRACT(DOW FROM ${col} AT TIME ZONE 'UTC') AS integer)` : `CAST(strftime('%w', ${col}) AS integer)`;
+  return isPostgres(db)
+    ? `CAST(EXTRACT(DOW FROM ${col} AT TIME ZONE 'UTC') AS integer)`
+    : `CAST(strftime('%w', ${col}) AS integer)`;
 }
 
 /** A timestamp as it comes back (Date from pg, text from SQLite) → ISO 8601 UTC with milliseconds. */
@@ -67,6 +75,12 @@ export async function runQuery<T = Record<string, unknown>>(
   const text = `${sql.replace(/\s+/g, ' ').trim()}\n-- bindings: ${JSON.stringify(bindings)}`;
   return {
     rows,
-    source: { name, query: text, queryHash: createHash('sha256').update(text).digest('hex'), asOf, rows: rows.length },
+    source: {
+      name,
+      query: text,
+      queryHash: createHash('sha256').update(text).digest('hex'),
+      asOf,
+      rows: rows.length,
+    },
   };
 }

@@ -73,7 +73,8 @@ function rng(seed: number) {
   };
 }
 
-const micro = (ms: number, n: number) => new Date(ms).toISOString().replace('Z', `${String(n % 1000).padStart(3, '0')}Z`);
+const micro = (ms: number, n: number) =>
+  new Date(ms).toISOString().replace('Z', `${String(n % 1000).padStart(3, '0')}Z`);
 
 interface Actor {
   subject: string;
@@ -96,7 +97,11 @@ export interface Appender {
 }
 
 /** Writes the dataset; returns what the tests need to know about it. */
-export async function writeReportDataset(db: Db, log: Appender, opts: ReportDataOptions = {}): Promise<Dataset> {
+export async function writeReportDataset(
+  db: Db,
+  log: Appender,
+  opts: ReportDataOptions = {},
+): Promise<Dataset> {
   const rand = rng(opts.seed ?? 7);
   const pick = <T>(a: readonly T[]) => a[Math.floor(rand() * a.length)]!;
   const start = Date.parse('2026-07-01T00:00:00Z');
@@ -132,20 +137,58 @@ export async function writeReportDataset(db: Db, log: Appender, opts: ReportData
   // CI runners: service accounts with owners, one of them shared across build hosts.
   for (let i = 0; i < 3; i++) {
     const subject = `ci-runner-${i}`;
-    const { record } = await keysAt('2026-01-15T08:00:00.000Z').create({ subject, roles: ['agent'], createdBy: 'platform-admin@acme.example', description: `CHG-${3000 + i} CI` });
+    const { record } = await keysAt('2026-01-15T08:00:00.000Z').create({
+      subject,
+      roles: ['agent'],
+      createdBy: 'platform-admin@acme.example',
+      description: `CHG-${3000 + i} CI`,
+    });
     keys.push({ id: record.id, subject, roles: ['agent'] });
-    actors.push({ subject, auth_method: 'api_key', key_id: record.id, roles: ['agent'], targets: ['github', 'filesystem'], address: `10.2.0.${i + 1}`, weight: 3 });
+    actors.push({
+      subject,
+      auth_method: 'api_key',
+      key_id: record.id,
+      roles: ['agent'],
+      targets: ['github', 'filesystem'],
+      address: `10.2.0.${i + 1}`,
+      weight: 3,
+    });
   }
   // Never used, and a revoked one (outside the population at the snapshot).
-  const unused = await keysAt('2026-03-01T12:00:00.000Z').create({ subject: 'legacy-export', roles: ['agent'], createdBy: 'platform-admin@acme.example' });
+  const unused = await keysAt('2026-03-01T12:00:00.000Z').create({
+    subject: 'legacy-export',
+    roles: ['agent'],
+    createdBy: 'platform-admin@acme.example',
+  });
   keys.push({ id: unused.record.id, subject: 'legacy-export', roles: ['agent'] });
-  const revoked = await keysAt('2026-02-01T12:00:00.000Z').create({ subject: 'old-bot', roles: ['agent'], createdBy: 'platform-admin@acme.example' });
-  await new ApiKeyStore(db, { now: () => Date.parse('2026-08-15T12:00:00.000Z') }).revoke(revoked.record.id, 'ciso@acme.example');
+  const revoked = await keysAt('2026-02-01T12:00:00.000Z').create({
+    subject: 'old-bot',
+    roles: ['agent'],
+    createdBy: 'platform-admin@acme.example',
+  });
+  await new ApiKeyStore(db, { now: () => Date.parse('2026-08-15T12:00:00.000Z') }).revoke(
+    revoked.record.id,
+    'ciso@acme.example',
+  );
   // Administrative keys (privileged): one with an approval reference, one without.
-  const admin1 = await keysAt('2026-01-05T09:00:00.000Z').create({ subject: 'ops-automation', roles: ['admin'], createdBy: 'ciso@acme.example', description: 'SEC-77 ops automation' });
-  const admin2 = await keysAt('2026-05-05T09:00:00.000Z').create({ subject: 'break-glass', roles: ['admin', 'approver'], createdBy: 'platform-admin@acme.example' });
-  const auditorKey = await keysAt('2026-06-01T09:00:00.000Z').create({ subject: 'evidence-exporter', roles: ['auditor'], createdBy: 'ciso@acme.example' });
-  for (const k of [admin1, admin2, auditorKey]) keys.push({ id: k.record.id, subject: k.record.subject, roles: k.record.roles });
+  const admin1 = await keysAt('2026-01-05T09:00:00.000Z').create({
+    subject: 'ops-automation',
+    roles: ['admin'],
+    createdBy: 'ciso@acme.example',
+    description: 'SEC-77 ops automation',
+  });
+  const admin2 = await keysAt('2026-05-05T09:00:00.000Z').create({
+    subject: 'break-glass',
+    roles: ['admin', 'approver'],
+    createdBy: 'platform-admin@acme.example',
+  });
+  const auditorKey = await keysAt('2026-06-01T09:00:00.000Z').create({
+    subject: 'evidence-exporter',
+    roles: ['auditor'],
+    createdBy: 'ciso@acme.example',
+  });
+  for (const k of [admin1, admin2, auditorKey])
+    keys.push({ id: k.record.id, subject: k.record.subject, roles: k.record.roles });
 
   // IdP workloads (client-credential tokens) and people signing in to the UI.
   const issuer = 'https://idp.acme.example';
@@ -162,7 +205,10 @@ export async function writeReportDataset(db: Db, log: Appender, opts: ReportData
       weight: 2,
     });
   }
-  const people = ['alice', 'bob', 'carol', 'dave', 'erin', 'frank', 'grace', 'heidi'].slice(0, opts.people ?? 8);
+  const people = ['alice', 'bob', 'carol', 'dave', 'erin', 'frank', 'grace', 'heidi'].slice(
+    0,
+    opts.people ?? 8,
+  );
   for (const [i, p] of people.entries()) {
     actors.push({
       subject: `${p}@acme.example`,
@@ -202,15 +248,49 @@ export async function writeReportDataset(db: Db, log: Appender, opts: ReportData
     };
   };
   const call = (ms: number, a: Actor, target: string, tool: string, address?: string) => {
-    const session = createHash('sha256').update(`${a.subject}${Math.floor(ms / 3_600_000)}`).digest('hex').slice(0, 16);
-    const body = { jsonrpc: '2.0', id: seq, method: 'tools/call', params: { name: tool, arguments: { q: 'status' } } };
+    const session = createHash('sha256')
+      .update(`${a.subject}${Math.floor(ms / 3_600_000)}`)
+      .digest('hex')
+      .slice(0, 16);
+    const body = {
+      jsonrpc: '2.0',
+      id: seq,
+      method: 'tools/call',
+      params: { name: tool, arguments: { q: 'status' } },
+    };
     records.push(
-      rec(ms, a, { mcp: { target, transport: 'http', direction: 'client_to_upstream', kind: 'request', session, method: 'tools/call', name: tool, jsonrpc_id: seq }, payload: { sha256: '0'.repeat(64), body } }, address),
+      rec(
+        ms,
+        a,
+        {
+          mcp: {
+            target,
+            transport: 'http',
+            direction: 'client_to_upstream',
+            kind: 'request',
+            session,
+            method: 'tools/call',
+            name: tool,
+            jsonrpc_id: seq,
+          },
+          payload: { sha256: '0'.repeat(64), body },
+        },
+        address,
+      ),
     );
     const isError = rand() < 0.02;
     records.push(
       rec(ms + 40 + Math.floor(rand() * 400), a, {
-        mcp: { target, transport: 'http', direction: 'upstream_to_client', kind: isError ? 'error' : 'response', session, name: tool, http_status: 200, latency_ms: 20 + Math.floor(rand() * 900) },
+        mcp: {
+          target,
+          transport: 'http',
+          direction: 'upstream_to_client',
+          kind: isError ? 'error' : 'response',
+          session,
+          name: tool,
+          http_status: 200,
+          latency_ms: 20 + Math.floor(rand() * 900),
+        },
       }),
     );
   };
@@ -218,7 +298,14 @@ export async function writeReportDataset(db: Db, log: Appender, opts: ReportData
     records.push(
       rec(ms, a, {
         event: 'mcp.refused',
-        mcp: { target, transport: 'http', direction: 'client_to_upstream', kind: 'request', method: 'tools/call', name: tool },
+        mcp: {
+          target,
+          transport: 'http',
+          direction: 'client_to_upstream',
+          kind: 'request',
+          method: 'tools/call',
+          name: tool,
+        },
         outcome: { decision: 'deny', reason: 'denied by policy', rule },
       }),
     );
@@ -226,7 +313,13 @@ export async function writeReportDataset(db: Db, log: Appender, opts: ReportData
 
   // A little history before the quarter, so "first seen" has something to compare with.
   for (const a of actors.slice(0, 10)) {
-    if (a.targets.length) call(Date.parse('2026-06-20T10:00:00Z') + seq * 1000, a, a.targets[0]!, TARGET_TOOLS[a.targets[0]!]![0]!);
+    if (a.targets.length)
+      call(
+        Date.parse('2026-06-20T10:00:00Z') + seq * 1000,
+        a,
+        a.targets[0]!,
+        TARGET_TOOLS[a.targets[0]!]![0]!,
+      );
   }
   const perDay = opts.requestsPerDay ?? 120;
   const active = actors.filter((a) => a.targets.length);
@@ -259,10 +352,23 @@ export async function writeReportDataset(db: Db, log: Appender, opts: ReportData
   }
   // A burst of refusals from one agent probing the production database.
   const prober = actors.find((a) => a.subject === 'agent-05')!;
-  for (let i = 0; i < 25; i++) refuse(Date.parse('2026-08-19T14:00:00Z') + i * 30_000, prober, 'postgres-prod', 'execute_sql', 'deny-privileged-postgres-prod');
+  for (let i = 0; i < 25; i++)
+    refuse(
+      Date.parse('2026-08-19T14:00:00Z') + i * 30_000,
+      prober,
+      'postgres-prod',
+      'execute_sql',
+      'deny-privileged-postgres-prod',
+    );
   // Off-hours spike: Saturday 02:00 UTC.
   const night = actors.find((a) => a.subject === 'svc-etl-4') ?? active[1]!;
-  for (let i = 0; i < 400; i++) call(Date.parse('2026-08-22T02:00:00Z') + i * 8_000, night, night.targets[0]!, TARGET_TOOLS[night.targets[0]!]![0]!);
+  for (let i = 0; i < 400; i++)
+    call(
+      Date.parse('2026-08-22T02:00:00Z') + i * 8_000,
+      night,
+      night.targets[0]!,
+      TARGET_TOOLS[night.targets[0]!]![0]!,
+    );
   // First-ever call of a new tool.
   call(Date.parse('2026-09-15T11:00:00Z'), actors[0]!, 'github', 'create_release');
 
@@ -288,12 +394,15 @@ export async function writeReportDataset(db: Db, log: Appender, opts: ReportData
         id: kind === 'api_key' ? revoked.record.id : `${kind}-main`,
         before_sha256: createHash('sha256').update(`${ts}before`).digest('hex'),
         after_sha256: createHash('sha256').update(`${ts}after`).digest('hex'),
-        ...(approver ? { approved_by: approver, approval_ref: `CHG-${ts.slice(5, 7)}${ts.slice(8, 10)}` } : {}),
+        ...(approver
+          ? { approved_by: approver, approval_ref: `CHG-${ts.slice(5, 7)}${ts.slice(8, 10)}` }
+          : {}),
       },
     });
   }
   // Traffic after the quarter: must not leak into a Q3 report.
-  for (const a of active.slice(0, 5)) call(Date.parse('2026-10-02T10:00:00Z') + seq * 1000, a, a.targets[0]!, TARGET_TOOLS[a.targets[0]!]![0]!);
+  for (const a of active.slice(0, 5))
+    call(Date.parse('2026-10-02T10:00:00Z') + seq * 1000, a, a.targets[0]!, TARGET_TOOLS[a.targets[0]!]![0]!);
 
   records.sort((x, y) => (x.ts < y.ts ? -1 : x.ts > y.ts ? 1 : 0));
   for (let i = 0; i < records.length; i += 512) {
@@ -302,7 +411,8 @@ export async function writeReportDataset(db: Db, log: Appender, opts: ReportData
   return {
     period: { start: '2026-07-01T00:00:00.000Z', end: '2026-10-01T00:00:00.000Z', label: '2026-Q3' },
     entries: records.length,
-    requests: records.filter((r) => r.mcp?.direction === 'client_to_upstream' && r.event === 'mcp.message').length,
+    requests: records.filter((r) => r.mcp?.direction === 'client_to_upstream' && r.event === 'mcp.message')
+      .length,
     keys,
     sharedKeyId: sharedKey.key_id!,
     dormantKeyIds: actors.filter((a) => a.activeUntil && a.key_id).map((a) => a.key_id!),

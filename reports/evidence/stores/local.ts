@@ -80,8 +80,13 @@ export class LocalDirectoryStore implements EvidenceStore {
     }
     const back = await sha256OfFile(target);
     if (back.sha256 !== opts.sha256) {
-      if (!created) throw new StoreConflictError(`${key} already holds other bytes (SHA-256 ${back.sha256}); evidence is write-once`);
-      throw new StoreConflictError(`${key}: stored SHA-256 ${back.sha256} differs from the bundle's ${opts.sha256}`);
+      if (!created)
+        throw new StoreConflictError(
+          `${key} already holds other bytes (SHA-256 ${back.sha256}); evidence is write-once`,
+        );
+      throw new StoreConflictError(
+        `${key}: stored SHA-256 ${back.sha256} differs from the bundle's ${opts.sha256}`,
+      );
     }
     return {
       key,
@@ -89,7 +94,10 @@ export class LocalDirectoryStore implements EvidenceStore {
       sha256: back.sha256,
       verifiedBy: 'read-back',
       created,
-      retention: opts.retention && { mode: opts.retention.mode, retainUntil: opts.retention.retainUntil.toISOString() },
+      retention: opts.retention && {
+        mode: opts.retention.mode,
+        retainUntil: opts.retention.retainUntil.toISOString(),
+      },
       location: target,
     };
   }
@@ -109,7 +117,8 @@ export class LocalDirectoryStore implements EvidenceStore {
     try {
       await stat(p);
     } catch (err) {
-      if ((err as NodeJS.ErrnoException).code === 'ENOENT') throw new StoreNotFoundError(`no evidence object ${key}`);
+      if ((err as NodeJS.ErrnoException).code === 'ENOENT')
+        throw new StoreNotFoundError(`no evidence object ${key}`);
       throw err;
     }
     return createReadStream(p);

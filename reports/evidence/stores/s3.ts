@@ -41,7 +41,8 @@ export interface S3StoreOptions {
 }
 
 const isNotFound = (err: unknown): boolean =>
-  err instanceof S3ServiceException && (err.$metadata?.httpStatusCode === 404 || err.name === 'NotFound' || err.name === 'NoSuchKey');
+  err instanceof S3ServiceException &&
+  (err.$metadata?.httpStatusCode === 404 || err.name === 'NotFound' || err.name === 'NoSuchKey');
 
 export class S3EvidenceStore implements EvidenceStore {
   readonly kind = 's3' as const;
@@ -50,7 +51,8 @@ export class S3EvidenceStore implements EvidenceStore {
   readonly prefix: string;
 
   constructor(opts: S3StoreOptions) {
-    if (!opts.bucket || opts.bucket.length < 3) throw new StoreError('S3 bucket name must have at least 3 characters');
+    if (!opts.bucket || opts.bucket.length < 3)
+      throw new StoreError('S3 bucket name must have at least 3 characters');
     this.bucket = opts.bucket;
     const p = (opts.prefix ?? '').replace(/^\/+/, '');
     this.prefix = p === '' || p.endsWith('/') ? p : `${p}/`;
@@ -81,8 +83,13 @@ export class S3EvidenceStore implements EvidenceStore {
     const existing = await this.head(key);
     if (existing) {
       // Write-once: the same bytes again are fine (a retried job), anything else is refused.
-      const same = existing.sha256 ? existing.sha256 === opts.sha256 : (await this.#readBack(Key)).sha256 === opts.sha256;
-      if (!same) throw new StoreConflictError(`s3://${this.bucket}/${Key} already holds other bytes; evidence is write-once`);
+      const same = existing.sha256
+        ? existing.sha256 === opts.sha256
+        : (await this.#readBack(Key)).sha256 === opts.sha256;
+      if (!same)
+        throw new StoreConflictError(
+          `s3://${this.bucket}/${Key} already holds other bytes; evidence is write-once`,
+        );
       const verified = await this.#verify(Key, opts.sha256, existing.size);
       return { ...verified, key, created: false, location: `s3://${this.bucket}/${Key}` };
     }
@@ -125,28 +132,42 @@ export class S3EvidenceStore implements EvidenceStore {
     VersionId?: string,
   ): Promise<Omit<StoredObject, 'key' | 'created' | 'location'>> {
     const head = await this.client.send(
-      new HeadObjectCommand({ Bucket: this.bucket, Key, ChecksumMode: 'ENABLED', ...(VersionId ? { VersionId } : {}) }),
+      new HeadObjectCommand({
+        Bucket: this.bucket,
+        Key,
+        ChecksumMode: 'ENABLED',
+        ...(VersionId ? { VersionId } : {}),
+      }),
     );
     if (head.ContentLength !== size) {
-      throw new StoreError(`s3://${this.bucket}/${Key}: stored ${head.ContentLength} bytes, uploaded ${size}`);
+      throw new StoreError(
+        `s3://${this.bucket}/${Key}: stored ${head.ContentLength} bytes, uploaded ${size}`,
+      );
     }
     const retention =
       head.ObjectLockMode && head.ObjectLockRetainUntilDate
-        ? { mode: head.ObjectLockMode as 'COMPLIANCE' | 'GOVERNANCE', retainUntil: head.ObjectLockRetainUntilDate.toISOString() }
+        ? {
+            mode: head.ObjectLockMode as 'COMPLIANCE' | 'GOVERNANCE',
+            retainUntil: head.ObjectLockRetainUntilDate.toISOString(),
+          }
         : undefined;
     // A composite (multipart) checksum ends in "-N" and is not the SHA-256 of the object.
     if (head.ChecksumSHA256 && !head.ChecksumSHA256.includes('-')) {
       const stored = Buffer.from(head.ChecksumSHA256, 'base64').toString('hex');
-      if (stored !== sha256) throw new StoreError(`s3://${this.bucket}/${Key}: stored SHA-256 ${stored}, ours ${sha256}`);
+      if (stored !== sha256)
+        throw new StoreError(`s3://${this.bucket}/${Key}: stored SHA-256 ${stored}, ours ${sha256}`);
       return { size, sha256, verifiedBy: 's3-checksum', versionId: head.VersionId ?? VersionId, retention };
     }
     const back = await this.#readBack(Key, VersionId);
-    if (back.sha256 !== sha256) throw new StoreError(`s3://${this.bucket}/${Key}: read back SHA-256 ${back.sha256}, ours ${sha256}`);
+    if (back.sha256 !== sha256)
+      throw new StoreError(`s3://${this.bucket}/${Key}: read back SHA-256 ${back.sha256}, ours ${sha256}`);
     return { size, sha256, verifiedBy: 'read-back', versionId: head.VersionId ?? VersionId, retention };
   }
 
   async #readBack(Key: string, VersionId?: string): Promise<{ sha256: string; size: number }> {
-    const got = await this.client.send(new GetObjectCommand({ Bucket: this.bucket, Key, ...(VersionId ? { VersionId } : {}) }));
+    const got = await this.client.send(
+      new GetObjectCommand({ Bucket: this.bucket, Key, ...(VersionId ? { VersionId } : {}) }),
+    );
     const hash = createHash('sha256');
     let size = 0;
     for await (const chunk of got.Body as Readable) {
@@ -158,8 +179,13 @@ export class S3EvidenceStore implements EvidenceStore {
 
   async head(key: string): Promise<{ size: number; sha256?: string } | undefined> {
     try {
-      const h = await this.client.send(new HeadObjectCommand({ Bucket: this.bucket, Key: this.#key(key), ChecksumMode: 'ENABLED' }));
-      const sha = h.ChecksumSHA256 && !h.ChecksumSHA256.includes('-') ? Buffer.from(h.ChecksumSHA256, 'base64').toString('hex') : undefined;
+      const h = await this.client.send(
+        new HeadObjectCommand({ Bucket: this.bucket, Key: this.#key(key), ChecksumMode: 'ENABLED' }),
+      );
+      const sha =
+        h.ChecksumSHA256 && !h.ChecksumSHA256.includes('-')
+          ? Buffer.from(h.ChecksumSHA256, 'base64').toString('hex')
+          : undefined;
       return { size: h.ContentLength ?? 0, sha256: sha };
     } catch (err) {
       if (isNotFound(err)) return undefined;
@@ -181,7 +207,9 @@ export class S3EvidenceStore implements EvidenceStore {
     const cmd = new GetObjectCommand({
       Bucket: this.bucket,
       Key: this.#key(key),
-      ...(opts.filename ? { ResponseContentDisposition: `attachment; filename="${opts.filename.replace(/["\\]/g, '')}"` } : {}),
+      ...(opts.filename
+        ? { ResponseContentDisposition: `attachment; filename="${opts.filename.replace(/["\\]/g, '')}"` }
+        : {}),
     });
     return getSignedUrl(this.client, cmd, { expiresIn: opts.expiresInSeconds });
   }

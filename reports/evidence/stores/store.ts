@@ -56,12 +56,18 @@ export interface EvidenceStore {
   head(key: string): Promise<{ size: number; sha256?: string } | undefined>;
   get(key: string): Promise<Readable>;
   /** A time-limited URL a browser can download from, when the store has one (S3); else undefined. */
-  downloadUrl(key: string, opts: { expiresInSeconds: number; filename?: string }): Promise<string | undefined>;
+  downloadUrl(
+    key: string,
+    opts: { expiresInSeconds: number; filename?: string },
+  ): Promise<string | undefined>;
 }
 
 /** Keys are relative, '/'-separated, with no empty, '.' or '..' segments. */
 export function checkKey(key: string): string {
-  if (!/^[A-Za-z0-9._=@+-]+(\/[A-Za-z0-9._=@+-]+)*$/.test(key) || key.split('/').some((s) => s === '.' || s === '..')) {
+  if (
+    !/^[A-Za-z0-9._=@+-]+(\/[A-Za-z0-9._=@+-]+)*$/.test(key) ||
+    key.split('/').some((s) => s === '.' || s === '..')
+  ) {
     throw new StoreError(`invalid object key ${JSON.stringify(key)}`);
   }
   return key;
