@@ -576,6 +576,12 @@ export class ReportPdf {
     series: Array<{ name: string; color: string }>;
   }): void {
     const d = this.doc;
+    if (opts.rows.length === 0) {
+      this.smallHeading(opts.title);
+      d.font('italic').fontSize(8).fillColor(COLORS.muted).text('No data in this period.', MARGIN.left, d.y);
+      d.moveDown(0.8);
+      return;
+    }
     const barH = 11;
     const gap = 5;
     const height = opts.rows.length * (barH + gap) + 24;
