@@ -314,7 +314,23 @@ export class Scheduler {
       attempt: run.attempts,
     };
     try {
-      const result = await job.run(ctx);
+      // Keep the lease while the job runs, so no other process takes a long run for abandoned.
+      const leaseMs = this.o.leaseMs ?? 10 * 60_000;
+      const heartbeat = setInterval(
+        () => {
+          this.store
+            .acquireLease(job.name, this.o.holder, this.now(), leaseMs)
+            .catch((err) => this.o.onError?.(err, job.name));
+        },
+        Math.max(1_000, Math.floor(leaseMs / 3)),
+      );
+      heartbeat.unref();
+      let result: JobResult;
+      try {
+        result = await job.run(ctx);
+      } finally {
+        clearInterval(heartbeat);
+      }
       const finished = this.now().toISOString();
       await this.store.succeed(
         run.id,
