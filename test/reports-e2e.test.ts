@@ -125,6 +125,20 @@ for (const kind of DB_KINDS) {
     t.is(d.scope.controlTotals.linesInReport, d.lines.length);
     t.is(d.summary.entitlements, d.lines.length);
     t.is(d.summary.privileged, d.lines.filter((l) => l.privileged).length);
+    const seenTargets = await db('audit_events')
+      .whereNotNull('target')
+      .andWhere('ts', '<', Q3.end)
+      .distinct('target');
+    t.is(d.summary.targets, seenTargets.length);
+    // Privileged: admin/approver roles, and every-tool grants on targets with privileged tools.
+    t.is(
+      d.summary.privileged,
+      d.lines.filter(
+        (l) =>
+          ['admin', 'approver'].includes(l.role) ||
+          (l.tool === '*' && ['github', 'postgres-prod', 'filesystem'].includes(l.target)),
+      ).length,
+    );
     t.is(d.summary.decisions.pending, d.lines.length);
 
     // Use per line, recomputed with a different grouping (key id, issuer, subject, target).
@@ -317,6 +331,50 @@ for (const kind of DB_KINDS) {
       a.perTarget.reduce((s, x) => s + x.requests, 0),
       a.totals.requests,
     );
+    for (const pt of a.perTarget) {
+      t.is(
+        pt.errors,
+        await count(inQ3().where({ target: pt.target, event: 'mcp.message', kind: 'error' })),
+        `${pt.target} errors`,
+      );
+      t.is(
+        pt.refused,
+        await count(inQ3().where({ target: pt.target, event: 'mcp.refused' })),
+        `${pt.target} refused`,
+      );
+      const lat = await inQ3()
+        .where({ target: pt.target, direction: 'upstream_to_client' })
+        .max({ m: 'latency_ms' })
+        .first();
+      t.is(pt.maxLatencyMs, Number(lat!.m), `${pt.target} max latency`);
+      const tools = await inQ3()
+        .where({ target: pt.target, jsonrpc_method: 'tools/call' })
+        .countDistinct({ n: 'name' })
+        .first();
+      t.is(pt.tools, toInt(tools!.n), `${pt.target} tools`);
+    }
+    for (const tool of a.tools) {
+      t.is(
+        tool.calls,
+        await count(
+          inQ3().where({
+            target: tool.target,
+            name: tool.tool,
+            event: 'mcp.message',
+            direction: 'client_to_upstream',
+            kind: 'request',
+          }),
+        ),
+        `${tool.target}/${tool.tool}`,
+      );
+    }
+    const byEvent = await inQ3().select('event').count({ n: '*' }).groupBy('event');
+    t.deepEqual(
+      Object.fromEntries(a.byEvent.map((e) => [e.event, e.n])),
+      Object.fromEntries(byEvent.map((e: any) => [e.event, toInt(e.n)])),
+    );
+    const offHours = a.offHours.accounts.find((x) => x.subject === 'svc-etl-4');
+    t.true(!!offHours && offHours.requests >= 400, 'the night-time burst is attributed');
     t.is(
       a.denials.reduce((s, x) => s + x.n, 0),
       await count(inQ3().where((q) => q.where({ event: 'mcp.refused' }).orWhere({ decision: 'deny' }))),
