@@ -334,7 +334,7 @@ export async function renderAccessReviewPdf(
     pdf.heading(`Removed since last review (${data.populationChanges.removed.length})`);
     pdf.table(
       [
-        { header: 'Item', width: 1.6, value: (r) => r.itemId, mono: true },
+        { header: 'Item', width: 1.9, value: (r) => r.itemId, mono: true },
         { header: 'Target', width: 1.5, value: (r) => r.target },
         { header: 'Account', width: 2.4, value: (r) => r.subject },
         { header: 'Entitlement', width: 4, value: (r) => r.entitlement },
@@ -394,7 +394,7 @@ export async function renderAccessReviewPdf(
     pdf.table(
       [
         { header: 'When', width: 2, value: (r) => fmtTime(r.at) },
-        { header: 'Item', width: 1.6, value: (r) => r.itemId, mono: true },
+        { header: 'Item', width: 1.9, value: (r) => r.itemId, mono: true },
         { header: 'From', width: 2, value: (r) => r.from },
         { header: 'To', width: 2, value: (r) => r.to },
         { header: 'By', width: 2, value: (r) => r.by },
@@ -457,7 +457,7 @@ export async function renderAccessReviewPdf(
     pdf.table(
       [
         { header: 'Kind', width: 2, value: (r) => r.kind.replace(/_/g, ' ') },
-        { header: 'Item', width: 1.6, value: (r) => r.itemId ?? '—', mono: true },
+        { header: 'Item', width: 1.9, value: (r) => r.itemId ?? '—', mono: true },
         { header: 'Detail', width: 7, value: (r) => r.detail },
       ],
       listed,
@@ -467,7 +467,7 @@ export async function renderAccessReviewPdf(
     pdf.heading(`Remediation (${remediation.length})`);
     pdf.table(
       [
-        { header: 'Item', width: 1.6, value: (l) => l.itemId, mono: true },
+        { header: 'Item', width: 1.9, value: (l) => l.itemId, mono: true },
         { header: 'Account', width: 2, value: (l) => l.subject },
         { header: 'Decision', width: 1, value: (l) => l.decision, color: decisionColor },
         { header: 'Decided', width: 1.3, value: (l) => fmtDate(l.decidedAt) },
@@ -535,10 +535,10 @@ export async function renderAccessReviewPdf(
     ];
     for (const e of expected) {
       const so = data.signoffs.find((x) => x.role === e.role && x.signer === e.who);
-      pdf.ensureSpace(110);
+      pdf.ensureSpace(86);
       const y = pdf.doc.y;
       pdf.doc
-        .roundedRect(48, y, pdf.pageWidth, so ? 96 : 34, 3)
+        .roundedRect(48, y, pdf.pageWidth, so ? 74 : 34, 3)
         .lineWidth(0.6)
         .strokeColor(so ? COLORS.ok : COLORS.rule)
         .stroke();
@@ -573,7 +573,7 @@ export async function renderAccessReviewPdf(
         .fillColor(COLORS.muted)
         .text(`review data ${so.reviewDataHash}`, 56, pdf.doc.y + 3);
       pdf.doc.text(`seal        ${so.seal}`, 56, pdf.doc.y + 1);
-      pdf.doc.y = y + 104;
+      pdf.doc.y = y + 82;
     }
     pdf.doc.x = 48;
 
@@ -592,7 +592,7 @@ export async function renderAccessReviewPdf(
     pdf.table(
       [
         { header: 'When', width: 1.8, value: (d) => fmtTime(d.decidedAt) },
-        { header: 'Item', width: 1.6, value: (d) => d.itemId, mono: true },
+        { header: 'Item', width: 1.9, value: (d) => d.itemId, mono: true },
         { header: 'By', width: 1.8, value: (d) => d.decidedBy },
         { header: 'Decision', width: 1, value: (d) => d.decision },
         { header: 'Rationale', width: 5, value: (d) => d.rationale + (d.modifyTo ? ` → ${d.modifyTo}` : '') },
