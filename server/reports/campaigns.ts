@@ -166,6 +166,11 @@ export class CampaignStore {
     const text = which === 'launch' ? r.snapshot : r.completion_snapshot;
     if (!text) return undefined;
     const expected = which === 'launch' ? r.snapshot_hash : r.completion_hash;
+    // Parsing and re-canonicalising a large snapshot costs far more than hashing its text: keep
+    // the verified result per exact stored text (any change to the text misses the cache).
+    const textHash = sha256Hex(text);
+    const cached = this.verified.get(textHash);
+    if (cached && cached.hash === expected) return cached;
     const snap = JSON.parse(text) as Omit<AccessSnapshot, 'hash'> & { hash: string };
     // The stored bytes are evidence: refuse to review a snapshot that no longer matches its hash.
     const { hash, ...body } = snap;
@@ -174,8 +179,13 @@ export class CampaignStore {
         `campaign ${id}: stored ${which} snapshot does not match its hash ${expected}`,
       );
     }
+    if (this.verified.size >= 8) this.verified.delete(this.verified.keys().next().value!);
+    this.verified.set(textHash, snap as AccessSnapshot);
     return snap as AccessSnapshot;
   }
+
+  /** Verified snapshots by SHA-256 of their stored text (shared: never mutate them). */
+  private readonly verified = new Map<string, AccessSnapshot>();
 
   async state(id: string): Promise<CampaignState> {
     const db = this.o.db;
