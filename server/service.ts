@@ -117,7 +117,7 @@ export async function startService(config: Config, opts: ServiceOptions = {}): P
     });
     stoppers.push(() => reports.stop());
     // Evidence bundles: download routes, and the scheduled bundle job on the report scheduler.
-    await setupEvidence({ config, db, log, logSigner: signer, server, registry: reports.registry, targetNames: () => mcp.settings.targets.map((t) => t.name) });
+    await setupEvidence({ config, db, log, logSigner: signer, server, registry: reports.registry, targetNames: () => mcp.settings.targets.map((t) => t.name), policy: () => identity.policy });
 
     await server.start();
     await reports.start();

@@ -129,7 +129,12 @@ for (const kind of DB_KINDS) {
       .whereNotNull('target')
       .andWhere('ts', '<', Q3.end)
       .distinct('target');
-    t.is(d.summary.targets, seenTargets.length);
+    // Targets in scope: those seen in the period plus those configured (here the demo target),
+    // exactly as the service's scheduled run sees them.
+    const { configuredReportScope } = await import('../server/reports/scope.ts');
+    const { loadConfig } = await import('../server/config.ts');
+    const configured = configuredReportScope(loadConfig(f.env, f.tdb.dir), f.env, f.tdb.dir).targetNames();
+    t.is(d.summary.targets, new Set([...seenTargets.map((r: any) => r.target), ...configured]).size);
     // Privileged: admin/approver roles, and every-tool grants on targets with privileged tools.
     t.is(
       d.summary.privileged,

@@ -8,6 +8,7 @@ import { openDatabase } from '../service.ts';
 import { migrate } from '../db.ts';
 import { UsageError } from '../errors.ts';
 import { parsePeriod, PeriodError } from '../../reports/period.ts';
+import { configuredReportScope } from '../reports/scope.ts';
 import { generateReport, type ReportKind } from '../reports/generate.ts';
 import { loadReportsConfig } from '../reports/report-config.ts';
 import { reportRecord } from '../reports/audit-entries.ts';
@@ -59,6 +60,7 @@ function reportCommand(kind: ReportKind, summary: string): Command {
               config: reportsConfig,
               instance: config.instanceId,
               runExceptions: (job, a, b) => jobs.exceptionsBetween(job, a, b),
+              ...configuredReportScope(config, io.env, io.cwd),
             },
             kind,
             period,

@@ -3,6 +3,7 @@
 // to --out. Running it again for the same period gives the same bytes and records nothing new.
 import { resolve } from 'node:path';
 import { loadConfig } from '../config.ts';
+import { configuredReportScope } from '../reports/scope.ts';
 import { migrate } from '../db.ts';
 import { openDatabase } from '../service.ts';
 import { UsageError } from '../errors.ts';
@@ -71,7 +72,7 @@ export const command: Command = {
           evidenceKey: await loadOrCreateEvidenceKey(ecfg.keyFile),
           instance: `cli:${config.instanceId}`,
           version: VERSION,
-          reports: evidenceReports({ db, log, env: io.env, dataDir: config.dataDir, cwd: io.cwd, instance: `cli:${config.instanceId}` }),
+          reports: evidenceReports({ db, log, env: io.env, dataDir: config.dataDir, cwd: io.cwd, instance: `cli:${config.instanceId}`, ...configuredReportScope(config, io.env, io.cwd) }),
         });
         const r = await service.bundle({ from, to, actor: localActor(), out: values.out ? resolve(io.cwd, values.out) : undefined });
         if (values.json) {

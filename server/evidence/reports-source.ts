@@ -9,6 +9,7 @@ import type { EvidenceReport, JobRunRef } from '../../reports/evidence/types.ts'
 import { generateReport, REPORT_KINDS } from '../reports/generate.ts';
 import { loadReportsConfig } from '../reports/report-config.ts';
 import { JobStore } from '../jobs/job-store.ts';
+import type { PolicyEngine } from '../policy/policy.ts';
 
 /** The report period for [from, to): a month, quarter or year label when it is one, else a date range. */
 export function reportPeriod(from: string, to: string): Period {
@@ -35,6 +36,8 @@ export interface ReportsSourceOptions {
   cwd: string;
   instance: string;
   targetNames?: () => string[] | Promise<string[]>;
+  /** The per-tool policy in force, so bundled access reviews match the scheduled ones. */
+  policy?: () => PolicyEngine;
 }
 
 export function evidenceReports(o: ReportsSourceOptions) {
@@ -45,7 +48,7 @@ export function evidenceReports(o: ReportsSourceOptions) {
     const out: EvidenceReport[] = [];
     for (const kind of REPORT_KINDS) {
       const r = await generateReport(
-        { db: o.db, log: o.log, config, instance: o.instance, targetNames: o.targetNames, runExceptions: (job, a, b) => jobs.exceptionsBetween(job, a, b) },
+        { db: o.db, log: o.log, config, instance: o.instance, targetNames: o.targetNames, policy: o.policy, runExceptions: (job, a, b) => jobs.exceptionsBetween(job, a, b) },
         kind,
         p,
         {

@@ -12,6 +12,7 @@ import { loadEvidenceConfig, type EvidenceConfig } from './config.ts';
 import { loadOrCreateEvidenceKey } from './signing-key.ts';
 import { EvidenceService, createEvidenceStore } from './bundle-service.ts';
 import { evidenceReports } from './reports-source.ts';
+import type { PolicyEngine } from '../policy/policy.ts';
 import { evidenceJob } from './job.ts';
 import { evidenceRoutesPlugin } from './routes.ts';
 
@@ -27,6 +28,7 @@ export interface EvidenceSetupOptions {
   /** Registers the scheduled job when given and AUDITGATE_EVIDENCE_SCHEDULE is not "off". */
   registry?: JobRegistry;
   targetNames?: () => string[] | Promise<string[]>;
+  policy?: () => PolicyEngine;
 }
 
 export async function setupEvidence(o: EvidenceSetupOptions): Promise<{ service: EvidenceService; config: EvidenceConfig }> {
@@ -41,7 +43,7 @@ export async function setupEvidence(o: EvidenceSetupOptions): Promise<{ service:
     evidenceKey: await loadOrCreateEvidenceKey(config.keyFile),
     instance: o.config.instanceId,
     version: VERSION,
-    reports: evidenceReports({ db: o.db, log: o.log, env, dataDir: o.config.dataDir, cwd: process.cwd(), instance: o.config.instanceId, targetNames: o.targetNames }),
+    reports: evidenceReports({ db: o.db, log: o.log, env, dataDir: o.config.dataDir, cwd: process.cwd(), instance: o.config.instanceId, targetNames: o.targetNames, policy: o.policy }),
   });
   if (o.server) await o.server.register({ plugin: evidenceRoutesPlugin, options: { service } });
   if (o.registry && config.schedule) o.registry.register(evidenceJob(service, config.schedule));
