@@ -39,8 +39,18 @@ export function readConfigDocument(config: Pick<Config, 'configFile'>, cwd = pro
   }
   if (doc === null || doc === undefined) return { path, doc: {} };
   if (typeof doc !== 'object' || Array.isArray(doc)) throw new ConfigError(`${path}: the top level must be a mapping`);
+  // A misspelt section (say `polices:`) must not be ignored: that would silently drop the rules.
+  const unknown = Object.keys(doc).filter((k) => !CONFIG_SECTIONS.includes(k));
+  if (unknown.length) {
+    throw new ConfigError(
+      `${path}: unknown top-level key${unknown.length > 1 ? 's' : ''} ${unknown.map((k) => JSON.stringify(k)).join(', ')} (expected: ${CONFIG_SECTIONS.join(', ')})`,
+    );
+  }
   return { path, doc: doc as Record<string, unknown> };
 }
+
+/** The sections of the configuration file; each is validated by the module that owns it. */
+export const CONFIG_SECTIONS = ['targets', 'gateway', 'identity', 'rate_limits', 'policies', 'reports'];
 
 const envRef = z
   .object({

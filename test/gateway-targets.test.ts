@@ -75,6 +75,7 @@ test('precise errors name the key', (t) => {
     [{ gateway: { max_body_bytes: 10 }, targets: { a: { url: 'https://x' } } }, /^gateway\.max_body_bytes: /],
     [{ gateway: { allowed_origins: ['https://app.example.com/path'] }, targets: { a: { url: 'https://x' } } }, /^gateway\.allowed_origins\.0: /],
     [{ identity: {} }, /^targets: .* configures no targets/],
+    [{ polices: [], targets: { a: { url: 'https://x' } } }, /c\.json: unknown top-level key "polices" \(expected: .*policies/],
   ];
   for (const [doc, re] of cases) {
     const file = join(dir, 'c.json');

@@ -1,6 +1,7 @@
 // Report settings: who owns what (target owners, account owners/managers), which tools are
-// privileged, review thresholds and schedules. Read from the `reports:` section of a YAML/JSON
-// file (AUDITGATE_REPORTS_CONFIG, default <dataDir>/reports.yaml when present), validated once.
+// privileged, review thresholds and schedules. Read from the `reports:` section of the service's
+// configuration file, validated once.
+import { readConfigDocument } from '../targets.ts';
 import { existsSync, readFileSync } from 'node:fs';
 import { resolve } from 'node:path';
 import YAML from 'yaml';
@@ -89,6 +90,16 @@ export function loadReportsConfig(
   dataDir: string,
   cwd = process.cwd(),
 ): ReportsConfig {
+  // The service's configuration file is the one place for settings: its `reports:` section wins.
+  // A separate reports file (AUDITGATE_REPORTS_CONFIG, or <data dir>/reports.yaml) is still read
+  // when that section is absent.
+  const main = readConfigDocument(
+    { configFile: env.AUDITGATE_CONFIG ? resolve(cwd, env.AUDITGATE_CONFIG) : undefined },
+    cwd,
+  );
+  if (main.doc.reports !== undefined) {
+    return parseReportsConfig(main.doc.reports, `${main.path ?? 'configuration'}: reports`);
+  }
   const file = env.AUDITGATE_REPORTS_CONFIG
     ? resolve(cwd, env.AUDITGATE_REPORTS_CONFIG)
     : resolve(dataDir, 'reports.yaml');
