@@ -2,6 +2,8 @@
 import { UsageError, ConfigError } from '../errors.ts';
 import type { CliIo, Command } from './command.ts';
 
+const BUG_ERRORS: ErrorConstructor[] = [TypeError, ReferenceError, RangeError, SyntaxError, EvalError];
+
 type Loader = () => Promise<Command>;
 
 // One line per subcommand; modules live beside this file.
@@ -85,6 +87,12 @@ export async function main(argv: string[], io?: Partial<CliIo>): Promise<number>
     if (err instanceof ConfigError) {
       full.err(`auditgate ${cmd.name}: configuration error: ${err.message}`);
       return 2;
+    }
+    // Domain errors (a refused period, an unreachable database…) are the operator's to fix: say
+    // what is wrong in one line. Built-in errors (TypeError…) are bugs: keep their stack.
+    if (err instanceof Error && !BUG_ERRORS.some((B) => err.constructor === B)) {
+      full.err(`auditgate ${cmd.name}: ${err.message}`);
+      return 1;
     }
     throw err;
   }
