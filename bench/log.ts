@@ -33,7 +33,7 @@ const PROOF_SIZE = Number(args['proof-size']);
 const SAMPLES = Number(args.samples);
 const CONCURRENCY = (args.concurrency ?? ['1', '16', '256']).map(Number);
 const BATCH_MAX = 256; // the service default (AUDITGATE_LOG_BATCH_SIZE)
-const BATCH_DELAY_MS = 2; // the service default (AUDITGATE_LOG_BATCH_DELAY_MS)
+const BATCH_DELAY_MS = 0; // the service default (AUDITGATE_LOG_BATCH_DELAY_MS)
 const ROUNDS = Number(args.rounds);
 const WARMUP_MS = 300;
 

@@ -86,7 +86,7 @@ export function loadConfig(env: Env = process.env, cwd = process.cwd()): Config 
       origin,
       keyFile: resolve(cwd, env.AUDITGATE_LOG_KEY_FILE || resolve(dataDir, 'log-key')),
       batchMaxSize: intVar(env, 'AUDITGATE_LOG_BATCH_SIZE', 256, 1, 10_000),
-      batchMaxDelayMs: intVar(env, 'AUDITGATE_LOG_BATCH_DELAY_MS', 2, 0, 10_000),
+      batchMaxDelayMs: intVar(env, 'AUDITGATE_LOG_BATCH_DELAY_MS', 0, 0, 10_000),
       checkpointIntervalMs: intVar(env, 'AUDITGATE_CHECKPOINT_INTERVAL_MS', 5_000, 100, 86_400_000),
     },
   };

@@ -113,7 +113,7 @@ export class KnexLog implements AuditLog {
   #frontier = new Frontier();
   #root: Buffer = Buffer.from(EMPTY_ROOT);
   #queue: Pending[] = [];
-  #flushTimer: NodeJS.Timeout | undefined;
+  #flushTimer: NodeJS.Timeout | NodeJS.Immediate | undefined;
   #deadlineTimer: NodeJS.Timeout | undefined;
   /** The batch being committed (for the deadline sweep). */
   #committing: Pending[] = [];
@@ -285,17 +285,29 @@ export class KnexLog implements AuditLog {
     }, every);
   }
 
+  #cancelFlush(): void {
+    const t = this.#flushTimer;
+    if (t === undefined) return;
+    if ('hasRef' in t && 'refresh' in t) clearTimeout(t as NodeJS.Timeout);
+    else clearImmediate(t as NodeJS.Immediate);
+  }
+
   #schedule(): void {
     if (this.#inFlight || this.#queue.length === 0) return;
     if (this.#queue.length >= this.#opts.batchMaxSize) {
-      clearTimeout(this.#flushTimer);
+      this.#cancelFlush();
       this.#flushTimer = undefined;
       this.#startBatch();
     } else if (!this.#flushTimer) {
-      this.#flushTimer = setTimeout(() => {
+      const go = () => {
         this.#flushTimer = undefined;
         this.#startBatch();
-      }, this.#opts.batchMaxDelayMs);
+      };
+      // Delay 0 = commit as soon as the log is idle; appends made in the same turn of the event
+      // loop (a batch's elements, both sides of a hop) still share the commit. setTimeout(0) would
+      // wait a clamped millisecond on every idle append.
+      this.#flushTimer =
+        this.#opts.batchMaxDelayMs > 0 ? setTimeout(go, this.#opts.batchMaxDelayMs) : setImmediate(go);
     }
   }
 
@@ -558,7 +570,7 @@ export class KnexLog implements AuditLog {
     this.#closed = true;
     clearInterval(this.#checkpointTimer);
     if (this.#flushTimer) {
-      clearTimeout(this.#flushTimer);
+      this.#cancelFlush();
       this.#flushTimer = undefined;
       this.#startBatch();
     }
