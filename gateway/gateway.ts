@@ -504,8 +504,17 @@ export class Gateway {
   async close(): Promise<void> {
     if (this.closed) return;
     this.closed = true;
-    await this.sessions.closeAll('gateway_shutdown');
-    await Promise.allSettled([...this.stateless.values()].map((s) => s.close()));
+    // Children get the full stdin → SIGTERM → SIGKILL sequence; a hanging audit store cannot hold
+    // shutdown past this deadline.
+    const deadline = this.options.stdioShutdown.graceMs + this.options.stdioShutdown.termMs + 5_000;
+    await this.sessions.closeAll('gateway_shutdown', deadline);
+    const stateless = [...this.stateless.values()];
+    let timer: NodeJS.Timeout | undefined;
+    const late = new Promise<'late'>((resolve) => {
+      timer = setTimeout(() => resolve('late'), deadline);
+    });
+    if ((await Promise.race([Promise.allSettled(stateless.map((s) => s.close())), late])) === 'late') for (const s of stateless) s.kill();
+    clearTimeout(timer);
     await Promise.allSettled([...this.httpUpstreams.values()].map((u) => u.close()));
   }
 }

@@ -61,6 +61,10 @@ export class HttpSession extends Session {
     return this.streams;
   }
 
+  kill(): void {
+    // Nothing runs on the gateway's side of an HTTP session.
+  }
+
   noteEvent(eventId: string, stream: string): void {
     this.eventStreams.set(eventId, stream);
     if (this.eventStreams.size > MAX_EVENT_IDS) {

@@ -38,6 +38,9 @@ export abstract class Session {
   /** Ends the session (upstream DELETE or process shutdown); records the close. Idempotent. */
   abstract close(reason: string): Promise<void>;
 
+  /** Last resort at shutdown when close() did not finish in time: stop whatever runs, now. */
+  abstract kill(): void;
+
   /** Context for records of upstream-initiated traffic on this session. */
   recordContext(): RecordContext {
     const ctx: RecordContext = {
@@ -95,11 +98,18 @@ export class SessionRegistry {
     }
   }
 
-  async closeAll(reason: string): Promise<void> {
+  /** Closes every session; those not closed within `deadlineMs` (e.g. the audit store hangs) are killed. */
+  async closeAll(reason: string, deadlineMs: number): Promise<void> {
     if (this.timer) clearInterval(this.timer);
     this.timer = undefined;
     const all = [...this.sessions.values()];
     this.sessions.clear();
-    await Promise.allSettled(all.map((s) => s.close(reason)));
+    let timer: NodeJS.Timeout | undefined;
+    const late = new Promise<'late'>((resolve) => {
+      timer = setTimeout(() => resolve('late'), deadlineMs);
+    });
+    const done = Promise.allSettled(all.map((s) => s.close(reason)));
+    if ((await Promise.race([done, late])) === 'late') for (const s of all) s.kill();
+    clearTimeout(timer);
   }
 }

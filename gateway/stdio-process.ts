@@ -32,6 +32,21 @@ export function minimalEnv(extra: Record<string, string>, from: NodeJS.ProcessEn
   return { ...env, ...extra };
 }
 
+// Children still running when the gateway's process exits (normally or on an uncaught error) are
+// killed, so an upstream never outlives the gateway that spawned it.
+const liveChildren = new Set<ChildProcessWithoutNullStreams>();
+let exitHookInstalled = false;
+function track(child: ChildProcessWithoutNullStreams): void {
+  if (!exitHookInstalled) {
+    exitHookInstalled = true;
+    process.once('exit', () => {
+      for (const c of liveChildren) c.kill('SIGKILL');
+    });
+  }
+  liveChildren.add(child);
+  child.once('exit', () => liveChildren.delete(child));
+}
+
 export class StdioWriteError extends Error {
   override name = 'StdioWriteError';
 }
@@ -61,6 +76,7 @@ export class StdioProcess extends EventEmitter {
       windowsHide: true,
     });
     this.pid = this.child.pid;
+    track(this.child);
     this.exitPromise = new Promise((resolve) => {
       this.child.once('exit', (code, signal) => {
         this.exited = true;

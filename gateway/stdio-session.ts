@@ -106,6 +106,11 @@ export class StdioSession extends Session {
     return n;
   }
 
+  kill(): void {
+    this.ended = true;
+    this.proc?.child.kill('SIGKILL');
+  }
+
   /** Records the session and spawns its process (recorded too). */
   async start(): Promise<void> {
     await this.deps.auditor.append({ event: 'mcp.session.open', detail: { transport: 'stdio' } }, this.recordContext());

@@ -244,6 +244,11 @@ export class StatelessStdio {
     await this.chain;
   }
 
+  kill(): void {
+    this.closed = true;
+    this.proc?.child.kill('SIGKILL');
+  }
+
   get pendingCount(): number {
     return this.waiting.size;
   }

@@ -139,6 +139,7 @@ export interface RunningUpstream {
   stop(): Promise<void>;
 }
 
+const EXIT_WITH_PARENT = new URL('./exit-with-parent.mjs', import.meta.url).href;
 const live = new Set<ChildProcess>();
 process.once('exit', () => {
   for (const c of live) c.kill('SIGKILL');
@@ -158,7 +159,7 @@ export async function startEverythingHttp(port?: number): Promise<RunningUpstrea
 
 function spawnEverything(port: number): Promise<RunningUpstream> {
   return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [everythingServerPath(), 'streamableHttp'], {
+    const child = spawn(process.execPath, ['--import', EXIT_WITH_PARENT, everythingServerPath(), 'streamableHttp'], {
       env: { PATH: process.env.PATH ?? '', PORT: String(port) },
       stdio: ['ignore', 'pipe', 'pipe'],
     });
