@@ -59,9 +59,11 @@ export class SseWriter {
     res.writeHead(status, { ...STREAM_HEADERS, ...headers });
     // Headers go out with the first event (one write instead of two); if no event comes soon,
     // they go on their own so the client learns the stream is open (and its session id).
+    // (res.headersSent turns true at writeHead, before anything reaches the socket: the timer
+    // is cleared by the first write instead.)
     this.flushTimer = setTimeout(() => {
       this.flushTimer = undefined;
-      if (!this.closed && !res.headersSent) res.flushHeaders();
+      if (!this.closed) res.flushHeaders();
     }, HEADER_FLUSH_MS);
     res.once('close', () => {
       this.closedFlag = true;

@@ -127,11 +127,14 @@ for (const kind of ['stdio', 'http'] as const) {
 
     // A standalone GET stream opens; a second one on the same session is refused (409), as the SDK server does.
     const ac1 = new AbortController();
+    const opened = Date.now();
     const get = await fetch(url, {
       headers: { authorization: `Bearer ${gw.key}`, accept: 'text/event-stream', 'mcp-session-id': session, 'mcp-protocol-version': V },
       signal: ac1.signal,
     });
     t.is(get.status, 200);
+    // A quiet stream still opens at once: its headers do not wait for a first event.
+    t.true(Date.now() - opened < 3_000, `GET stream opened after ${Date.now() - opened} ms`);
     t.regex(get.headers.get('content-type') ?? '', /^text\/event-stream/);
     t.is(get.headers.get('cache-control'), 'no-cache');
     const second = await fetch(url, {
