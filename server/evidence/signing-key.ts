@@ -8,7 +8,11 @@ import { createPrivateFileOnce, readPrivateFile } from '../secret-file.ts';
 
 async function create(file: string): Promise<string> {
   const { privateKey } = generateKeyPairSync('ed25519');
-  return createPrivateFileOnce(file, privateKey.export({ format: 'pem', type: 'pkcs8' }) as string, 'evidence key');
+  return createPrivateFileOnce(
+    file,
+    privateKey.export({ format: 'pem', type: 'pkcs8' }) as string,
+    'evidence key',
+  );
 }
 
 /** Loads the evidence signing key from `file`, creating it on first use. */
