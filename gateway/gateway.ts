@@ -442,11 +442,7 @@ export class Gateway {
       });
     }
     checkGetAccept(req.headers);
-    const sid = header(req.headers, 'mcp-session-id');
-    if (sid === undefined) throw new Refusal(400, TRANSPORT_ERROR, 'Bad Request: Mcp-Session-Id header is required', 'session');
-    const session = this.sessionFor(target, sid, ctx.actor!);
-    ctx.session = session.id;
-    ctx.protocolVersion = hv ?? session.protocolVersion;
+    const session = this.requestSession(target, ctx, req, hv);
     session.touch();
     const last = header(req.headers, 'last-event-id');
     if (session instanceof HttpSession) {
@@ -463,6 +459,16 @@ export class Gateway {
     await (session as StdioSession).get(res, last);
   }
 
+  /** The legacy session a GET or DELETE names (required header, bound to the caller), noted in the record context. */
+  private requestSession(target: TargetSpec, ctx: RecordContext, req: IncomingMessage, hv: string | undefined) {
+    const sid = header(req.headers, 'mcp-session-id');
+    if (sid === undefined) throw new Refusal(400, TRANSPORT_ERROR, 'Bad Request: Mcp-Session-Id header is required', 'session');
+    const session = this.sessionFor(target, sid, ctx.actor!);
+    ctx.session = session.id;
+    ctx.protocolVersion = hv ?? session.protocolVersion;
+    return session;
+  }
+
   private async delete(target: TargetSpec, ctx: RecordContext, req: IncomingMessage, res: ServerResponse): Promise<void> {
     const hv = header(req.headers, 'mcp-protocol-version');
     if (isModern(hv)) {
@@ -471,11 +477,7 @@ export class Gateway {
         headers: { allow: 'POST' },
       });
     }
-    const sid = header(req.headers, 'mcp-session-id');
-    if (sid === undefined) throw new Refusal(400, TRANSPORT_ERROR, 'Bad Request: Mcp-Session-Id header is required', 'session');
-    const session = this.sessionFor(target, sid, ctx.actor!);
-    ctx.session = session.id;
-    ctx.protocolVersion = hv ?? session.protocolVersion;
+    const session = this.requestSession(target, ctx, req, hv);
     if (session instanceof HttpSession) {
       await forwardDelete(this.httpDeps, {
         upstream: this.httpUpstreams.get(target.name)!,
