@@ -30,6 +30,8 @@ const { values: args } = parseArgs({
     prewarm: { type: 'string', default: '8' },
     /** AUDITGATE_LOG_BATCH_DELAY_MS for the auditgate processes (default: the service default). */
     'log-batch-delay': { type: 'string' },
+    /** Run only the paths whose name contains this text (e.g. "SQLite"); the bare proxy always runs. */
+    only: { type: 'string' },
   },
 });
 const SECONDS = Number(args.seconds);
@@ -40,6 +42,8 @@ const KINDS = (args.db ?? ['sqlite', 'postgres']) as DbKind[];
 const PAYLOAD = Number(args.payload);
 /** Seconds each path runs once, unmeasured, before the rounds: JIT warm-up of every process. */
 const PREWARM = Number(args.prewarm);
+/** Extra node flags for the auditgate processes, e.g. BENCH_NODE_ARGS="--cpu-prof --cpu-prof-dir=/tmp/prof". */
+const NODE_ARGS = (process.env.BENCH_NODE_ARGS ?? '').split(' ').filter(Boolean);
 const ROOT = join(import.meta.dirname, '..');
 const V = '2025-11-25';
 
@@ -181,7 +185,7 @@ async function startAuditgate(kind: DbKind, upstreamUrl: string): Promise<{ url:
   const code = await cli(['keys', 'create', '--subject', 'bench'], { env, cwd: tdb.dir, out: (l) => out.push(l), err: (l) => out.push(l) });
   if (code !== 0) throw new Error(`keys create failed: ${out.join('\n')}`);
   const key = out[0]!.trim();
-  const { child } = await startProcess(['--import', 'tsx', 'server/main.ts'], env, /\/mcp\/bench/);
+  const { child } = await startProcess([...NODE_ARGS, '--import', 'tsx', 'server/main.ts'], env, /\/mcp\/bench/);
   return { url: `http://127.0.0.1:${port}/mcp/bench`, key, tdb, child };
 }
 
@@ -220,6 +224,10 @@ async function main(): Promise<void> {
         return [`auditgate, ${k === 'sqlite' ? 'SQLite' : 'PostgreSQL'}`, (w) => load(g.url, { authorization: `Bearer ${g.key}` }, g.child.pid, w)];
       }),
     ];
+    if (args.only) {
+      const only = args.only;
+      for (let i = plan.length - 1; i >= 0; i--) if (!plan[i]![0].includes(only) && !plan[i]![0].startsWith('bare')) plan.splice(i, 1);
+    }
     if (PREWARM > 0) {
       for (const [name, run] of plan) {
         console.error(`  warming up ${name} …`);

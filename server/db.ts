@@ -4,6 +4,7 @@ import { mkdirSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import knexFactory, { type Knex } from 'knex';
+import { prepareSqliteConnection } from './sqlite-connection.ts';
 
 export type Db = Knex;
 
@@ -48,13 +49,9 @@ export function knexConfig(opts: DbOptions): Knex.Config {
     pool: {
       min: 1,
       max: 1,
-      // WAL + synchronous=FULL: a commit that returned survives power loss (NORMAL may lose it).
       afterCreate: (conn: any, done: (err: Error | null, conn: any) => void) => {
         try {
-          conn.pragma('journal_mode = WAL');
-          conn.pragma('synchronous = FULL');
-          conn.pragma('busy_timeout = 10000');
-          conn.pragma('foreign_keys = ON');
+          prepareSqliteConnection(conn);
           done(null, conn);
         } catch (err) {
           done(err as Error, conn);
@@ -67,6 +64,13 @@ export function knexConfig(opts: DbOptions): Knex.Config {
 
 export function createDb(opts: DbOptions): Db {
   return knexFactory(knexConfig(opts));
+}
+
+/** The file of a file-backed SQLite database; undefined for PostgreSQL and in-memory SQLite. */
+export function sqliteFile(db: Db): string | undefined {
+  if (isPostgres(db)) return undefined;
+  const file = ((db.client.config as Knex.Config).connection as { filename?: string } | undefined)?.filename;
+  return file && file !== ':memory:' && !file.startsWith('file:') ? file : undefined;
 }
 
 export function isPostgres(db: Db): boolean {

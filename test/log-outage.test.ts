@@ -112,12 +112,15 @@ test('postgres: connection lost mid-traffic → prompt LogUnavailableError, then
   t.is((await log.checkpoint())?.size, (await log.head()).size);
 });
 
-test('sqlite: database refuses writes, then its connection closes, mid-traffic → prompt LogUnavailableError and recovery', async (t) => {
+test("sqlite, commits on knex's connection: database refuses writes, then its connection closes, mid-traffic → prompt LogUnavailableError and recovery", async (t) => {
   const tdb = await createTestDb('sqlite');
   t.teardown(() => tdb.cleanup());
-  const log = await openTestLog(tdb.db, testSigner(), { appendTimeoutMs: 3_000 });
-  t.teardown(() => log.close());
+  const log = await openTestLog(tdb.db, testSigner(), { appendTimeoutMs: 3_000, sqliteWriterThread: false });
   const load = traffic(log, 16);
+  t.teardown(async () => {
+    await load.stop();
+    await log.close();
+  });
   const acked = () => load.outcomes.filter((o) => o.index !== undefined).length;
   t.true(await waitFor(() => acked() > 200, 10_000));
 
@@ -141,6 +144,41 @@ test('sqlite: database refuses writes, then its connection closes, mid-traffic �
       `${outage}: recovered`,
     );
   }
+  await load.stop();
+  await checkAcknowledged(t, log, load.outcomes, tdb.db);
+});
+
+test('sqlite, commits on the writer thread: another process holds the database lock mid-traffic → LogUnavailableError within the append timeout, then recovery', async (t) => {
+  const tdb = await createTestDb('sqlite');
+  t.teardown(() => tdb.cleanup());
+  const log = await openTestLog(tdb.db, testSigner(), { appendTimeoutMs: 400 });
+  const load = traffic(log, 16);
+  t.teardown(async () => {
+    await load.stop();
+    await log.close();
+  });
+  const acked = () => load.outcomes.filter((o) => o.index !== undefined).length;
+  t.true(await waitFor(() => acked() > 200, 10_000));
+
+  // A separate connection (as another process would) takes the write lock and keeps it.
+  const other = tdb.reopen();
+  const conn = (await other.client.acquireConnection()) as { exec(sql: string): void };
+  conn.exec('BEGIN EXCLUSIVE');
+  const downAt = performance.now();
+  await sleep(1_500);
+  const during = load.outcomes.filter((o) => o.startedAt > downAt + 50 && o.startedAt < downAt + 1_000);
+  t.true(during.length > 0, 'appends were attempted while the lock was held');
+  for (const o of during) {
+    t.true(o.error instanceof LogUnavailableError, `append while locked: ${String(o.error ?? o.index)}`);
+    t.true(o.ms < 1_000, `rejected after ${Math.round(o.ms)} ms`);
+  }
+  conn.exec('COMMIT');
+  await other.client.releaseConnection(conn);
+  const upAt = performance.now();
+  t.true(
+    await waitFor(() => load.outcomes.some((o) => o.startedAt > upAt && o.index !== undefined), 10_000),
+    'appends succeed again once the lock is released',
+  );
   await load.stop();
   await checkAcknowledged(t, log, load.outcomes, tdb.db);
 });

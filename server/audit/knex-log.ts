@@ -73,6 +73,8 @@ export interface KnexLogOptions {
   indexEvents?: boolean;
   /** The self-check re-hashes at least this many of the newest entries (default 1000). */
   selfCheckSample?: number;
+  /** File-backed SQLite: commit on a writer thread of the log's own (default true). */
+  sqliteWriterThread?: boolean;
 }
 
 interface Pending {
@@ -135,13 +137,14 @@ export class KnexLog implements AuditLog {
       throw new RangeError('batchMaxSize must be ≥ 1');
     this.#db = db;
     this.store = new LogStore(db);
-    this.#writer = batchWriter(db);
+    this.#writer = batchWriter(db, { thread: opts.sqliteWriterThread !== false });
     this.origin = opts.origin;
     this.#opts = {
       checkpointTimer: true,
       appendTimeoutMs: 5_000,
       indexEvents: true,
       selfCheckSample: 1_000,
+      sqliteWriterThread: true,
       ...opts,
     };
     this.vkey = verifierKey(opts.signer);
@@ -581,6 +584,7 @@ export class KnexLog implements AuditLog {
     clearInterval(this.#deadlineTimer);
     this.#deadlineTimer = undefined;
     await this.#checkpointRun?.catch(() => {});
+    await this.#writer.close();
   }
 }
 

@@ -4,14 +4,17 @@
 // - PostgreSQL: ONE statement. Data-modifying CTEs compare-and-swap the state row and insert
 //   the entries and index rows only if the swap matched, so a batch costs one round trip and
 //   one implicit transaction, all or nothing.
-// - SQLite: better-sqlite3 is synchronous and in-process, so round trips are free and the cost
-//   is statement preparation: cached prepared statements run inside BEGIN IMMEDIATE (the write
-//   lock is taken before anything is read).
+// - SQLite: sqlite-batch.ts, run on a writer thread of its own (sqlite-writer-thread.ts) so the
+//   synchronous commit and its fsync do not stall the event loop; in-memory databases (and
+//   callers that ask) commit on knex's connection instead.
 //
 // Both return false when the state row did not match (another writer committed first); nothing
 // was written then.
-import { isPostgres, toInt, type Db } from '../db.ts';
+import { Worker } from 'node:worker_threads';
+import { isPostgres, sqliteFile, toInt, type Db } from '../db.ts';
 import { AUDIT_EVENT_COLUMNS, type AuditEventRow } from './audit-events.ts';
+import { sqliteBatchRunner, type SqliteBatch, type SqliteConnection } from './sqlite-batch.ts';
+import type { WriterReply, WriterRequest } from './sqlite-writer-thread.ts';
 
 export interface BatchWrite {
   oldSize: number;
@@ -25,10 +28,18 @@ export interface BatchWrite {
 
 export interface BatchWriter {
   write(batch: BatchWrite): Promise<boolean>;
+  /** Releases what the writer holds itself (the SQLite writer thread); the Db stays the caller's. */
+  close(): Promise<void>;
 }
 
-export function batchWriter(db: Db): BatchWriter {
-  return isPostgres(db) ? new PgBatchWriter(db) : new SqliteBatchWriter(db);
+/**
+ * The writer for this database. A file-backed SQLite database is written from a thread of its own
+ * unless `thread` is false (then on knex's connection, blocking the event loop for each commit).
+ */
+export function batchWriter(db: Db, opts: { thread?: boolean } = {}): BatchWriter {
+  if (isPostgres(db)) return new PgBatchWriter(db);
+  const file = sqliteFile(db);
+  return file && opts.thread !== false ? new SqliteThreadWriter(file) : new SqliteBatchWriter(db);
 }
 
 const EVENT_TYPES: Record<(typeof AUDIT_EVENT_COLUMNS)[number], string> = {
@@ -119,60 +130,90 @@ class PgBatchWriter implements BatchWriter {
     });
     return moved;
   }
-}
 
-interface SqliteStatement {
-  run(...params: unknown[]): { changes: number };
-}
-interface SqliteConnection {
-  prepare(sql: string): SqliteStatement;
-  transaction<F extends (...a: any[]) => any>(fn: F): F & { immediate: F };
-}
-interface Prepared {
-  cas: SqliteStatement;
-  entry: SqliteStatement;
-  event: SqliteStatement;
+  async close(): Promise<void> {}
 }
 
 class SqliteBatchWriter implements BatchWriter {
   // Per connection: statements die with their connection (e.g. after knex re-creates its pool).
-  #prepared = new WeakMap<SqliteConnection, Prepared>();
+  #runners = new WeakMap<SqliteConnection, (b: SqliteBatch) => boolean>();
   constructor(private readonly db: Db) {}
-
-  #prepare(conn: SqliteConnection): Prepared {
-    let p = this.#prepared.get(conn);
-    if (!p) {
-      p = {
-        cas: conn.prepare(
-          'UPDATE log_state SET size = ?, root = ?, updated_at = ? WHERE id = 1 AND size = ? AND root = ?',
-        ),
-        entry: conn.prepare('INSERT INTO log_entries (idx, data, hashes) VALUES (?, ?, ?)'),
-        event: conn.prepare(
-          `INSERT INTO audit_events (${AUDIT_EVENT_COLUMNS.join(', ')}) VALUES (${AUDIT_EVENT_COLUMNS.map((c) => `@${c}`).join(', ')})`,
-        ),
-      };
-      this.#prepared.set(conn, p);
-    }
-    return p;
-  }
 
   async write(b: BatchWrite): Promise<boolean> {
     // knex's pool hands out the single better-sqlite3 connection; holding it keeps knex queries
     // from interleaving with this transaction.
     const conn = (await this.db.client.acquireConnection()) as SqliteConnection;
     try {
-      const p = this.#prepare(conn);
-      const now = new Date().toISOString();
-      const tx = conn.transaction((): boolean => {
-        if (p.cas.run(b.newSize, b.newRoot, now, b.oldSize, b.oldRoot).changes !== 1) return false;
-        for (const e of b.entries) p.entry.run(e.idx, e.data, e.hashes);
-        // Named parameters bind straight from the row object.
-        if (b.events) for (const ev of b.events) p.event.run(ev);
-        return true;
-      });
-      return tx.immediate();
+      let run = this.#runners.get(conn);
+      if (!run) this.#runners.set(conn, (run = sqliteBatchRunner(conn)));
+      return run({ ...b, now: new Date().toISOString() });
     } finally {
       await this.db.client.releaseConnection(conn);
     }
+  }
+
+  async close(): Promise<void> {}
+}
+
+/** Commits on the log's SQLite writer thread (sqlite-writer-thread.ts), started on first use. */
+class SqliteThreadWriter implements BatchWriter {
+  #worker: Worker | undefined;
+  #pending = new Map<number, { resolve: (moved: boolean) => void; reject: (err: Error) => void }>();
+  #nextId = 1;
+  constructor(private readonly file: string) {}
+
+  #start(): Worker {
+    // The process runs TypeScript through tsx's loader, which a worker does not inherit: register
+    // it in the thread before importing the writer.
+    const tsx = import.meta.resolve('tsx/esm/api');
+    const entry = new URL('./sqlite-writer-thread.ts', import.meta.url).href;
+    const w = new Worker(
+      `import(${JSON.stringify(tsx)}).then((m) => { m.register(); return import(${JSON.stringify(entry)}); })`,
+      { eval: true, workerData: { file: this.file } },
+    );
+    w.on('message', (reply: WriterReply) => {
+      const p = this.#pending.get(reply.id);
+      if (!p) return;
+      this.#pending.delete(reply.id);
+      if ('error' in reply)
+        p.reject(Object.assign(new Error(reply.error.message), { code: reply.error.code }));
+      else p.resolve(reply.moved);
+      // An idle writer thread must not keep the process alive.
+      if (this.#pending.size === 0) w.unref();
+    });
+    const lost = (why: string) => {
+      if (this.#worker !== w) return;
+      this.#worker = undefined;
+      const err = new Error(`SQLite writer thread stopped: ${why}`);
+      for (const p of this.#pending.values()) p.reject(err);
+      this.#pending.clear();
+    };
+    w.on('error', (err) => lost(err.message));
+    w.on('exit', (code) => lost(`exit code ${code}`));
+    this.#worker = w;
+    return w;
+  }
+
+  #send(req: WriterRequest): Promise<boolean> {
+    const w = this.#worker ?? this.#start();
+    return new Promise<boolean>((resolve, reject) => {
+      this.#pending.set(req.id, { resolve, reject });
+      w.ref();
+      w.postMessage(req);
+    });
+  }
+
+  write(b: BatchWrite): Promise<boolean> {
+    const batch: SqliteBatch = { ...b, now: new Date().toISOString() };
+    return this.#send({ id: this.#nextId++, batch });
+  }
+
+  async close(): Promise<void> {
+    const w = this.#worker;
+    if (!w) return;
+    // Close the connection in the thread (SQLite checkpoints its WAL on the last close), then stop it.
+    await this.#send({ id: this.#nextId++, close: true }).catch(() => {});
+    this.#worker = undefined;
+    await w.terminate();
   }
 }

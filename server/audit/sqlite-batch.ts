@@ -1,0 +1,49 @@
+// SQLite's half of committing one batch of the log, shared by the in-thread writer and the writer
+// thread so the statements exist once. better-sqlite3 is synchronous and in-process, so round trips
+// are free and the cost is statement preparation: prepared statements are kept per connection and
+// run inside BEGIN IMMEDIATE (the write lock is taken before anything is read).
+import { AUDIT_EVENT_COLUMNS, type AuditEventRow } from './audit-events.ts';
+
+export interface SqliteStatement {
+  run(...params: unknown[]): { changes: number };
+}
+export interface SqliteConnection {
+  prepare(sql: string): SqliteStatement;
+  transaction<F extends (...a: any[]) => any>(fn: F): F & { immediate: F };
+}
+
+/** A batch as SQLite binds it (bytes may arrive as plain Uint8Arrays from another thread). */
+export interface SqliteBatch {
+  oldSize: number;
+  oldRoot: Uint8Array;
+  newSize: number;
+  newRoot: Uint8Array;
+  /** ISO time for log_state.updated_at. */
+  now: string;
+  entries: Array<{ idx: number; data: Uint8Array; hashes: Uint8Array }>;
+  events?: AuditEventRow[];
+}
+
+/** Returns a function that commits a batch on this connection: false when the state row did not match. */
+export function sqliteBatchRunner(conn: SqliteConnection): (b: SqliteBatch) => boolean {
+  const cas = conn.prepare(
+    'UPDATE log_state SET size = ?, root = ?, updated_at = ? WHERE id = 1 AND size = ? AND root = ?',
+  );
+  const entry = conn.prepare('INSERT INTO log_entries (idx, data, hashes) VALUES (?, ?, ?)');
+  const event = conn.prepare(
+    `INSERT INTO audit_events (${AUDIT_EVENT_COLUMNS.join(', ')}) VALUES (${AUDIT_EVENT_COLUMNS.map((c) => `@${c}`).join(', ')})`,
+  );
+  const tx = conn.transaction((b: SqliteBatch): boolean => {
+    if (cas.run(b.newSize, bytes(b.newRoot), b.now, b.oldSize, bytes(b.oldRoot)).changes !== 1) return false;
+    for (const e of b.entries) entry.run(e.idx, bytes(e.data), bytes(e.hashes));
+    // Named parameters bind straight from the row object.
+    if (b.events) for (const ev of b.events) event.run(ev);
+    return true;
+  });
+  return (b) => tx.immediate(b);
+}
+
+/** better-sqlite3 binds Buffers as BLOBs; a Uint8Array that crossed threads is wrapped, not copied. */
+function bytes(u: Uint8Array): Buffer {
+  return Buffer.isBuffer(u) ? u : Buffer.from(u.buffer, u.byteOffset, u.byteLength);
+}

@@ -1,0 +1,65 @@
+// The log's SQLite writer thread. better-sqlite3 blocks the thread that calls it for the whole
+// commit, fsync included (≈ 0.3 ms or more per commit); on the gateway's event loop that stalled
+// every request in flight. Here the commit waits on its own thread while the event loop goes on.
+// The thread owns one connection to the database file; on an error it drops the connection and
+// opens a new one for the next batch, so a database that comes back is used again.
+import { createRequire } from 'node:module';
+import { parentPort, workerData } from 'node:worker_threads';
+import { prepareSqliteConnection, type PragmaConnection } from '../sqlite-connection.ts';
+import { sqliteBatchRunner, type SqliteBatch, type SqliteConnection } from './sqlite-batch.ts';
+
+export type WriterRequest = { id: number; batch: SqliteBatch } | { id: number; close: true };
+export type WriterReply =
+  { id: number; moved: boolean } | { id: number; error: { message: string; code?: string } };
+
+type Connection = SqliteConnection & PragmaConnection & { close(): void };
+// better-sqlite3 ships no type declarations: the one constructor used here, typed by hand.
+const Database = createRequire(import.meta.url)('better-sqlite3') as new (
+  file: string,
+  opts: { fileMustExist: boolean },
+) => Connection;
+
+const { file } = workerData as { file: string };
+const port = parentPort!;
+let db: Connection | undefined;
+let run: ((b: SqliteBatch) => boolean) | undefined;
+
+function open(): (b: SqliteBatch) => boolean {
+  if (run) return run;
+  // fileMustExist: the schema is migrated before the log opens; a file that vanished is an outage,
+  // not a reason to start an empty database.
+  db = new Database(file, { fileMustExist: true });
+  prepareSqliteConnection(db);
+  run = sqliteBatchRunner(db);
+  return run;
+}
+
+function drop(): void {
+  try {
+    db?.close();
+  } catch {
+    // Already broken; the next batch opens a new connection.
+  }
+  db = undefined;
+  run = undefined;
+}
+
+port.on('message', (req: WriterRequest) => {
+  if ('close' in req) {
+    drop();
+    port.postMessage({ id: req.id, moved: false } satisfies WriterReply);
+    return;
+  }
+  let reply: WriterReply;
+  try {
+    reply = { id: req.id, moved: open()(req.batch) };
+  } catch (err) {
+    const e = err as { message?: string; code?: string };
+    drop();
+    reply = {
+      id: req.id,
+      error: { message: e?.message ?? String(err), ...(e?.code ? { code: e.code } : {}) },
+    };
+  }
+  port.postMessage(reply);
+});
