@@ -2,7 +2,7 @@
 // passes through buildRecord, so the masking hook (a later issue plugs in field redaction) applies
 // to every stored payload, while payload.sha256 always commits to the unmasked message.
 import { createHash, randomUUID } from 'node:crypto';
-import canonicalizeModule from 'canonicalize';
+import { canonicalJson, rememberCanonical } from './canonical.ts';
 import {
   AUDIT_RECORD_VERSION,
   auditTimestamp,
@@ -74,16 +74,13 @@ export interface RecordBuilderOptions {
   now?: () => Date;
 }
 
-// The package is CommonJS with an ESM-style declaration: the default import is the function at run time.
-const canonicalize = canonicalizeModule as unknown as (value: unknown) => string | undefined;
-
 export function sha256Hex(data: string | Uint8Array): string {
   return createHash('sha256').update(data).digest('hex');
 }
 
 /** SHA-256 of the RFC 8785 canonical JSON of a value (what payload.sha256 commits to). */
 export function canonicalSha256(value: unknown): string {
-  return sha256Hex(canonicalize(value) ?? 'null');
+  return sha256Hex(canonicalJson(value));
 }
 
 export type RecordBuilder = (input: RecordInput, ctx: RecordContext) => AuditRecord;
@@ -94,9 +91,20 @@ export function createRecordBuilder(opts: RecordBuilderOptions): RecordBuilder {
   const now = opts.now ?? (() => new Date());
 
   const payloadOf = (body: unknown, mctx: MaskContext) => {
-    const sha256 = canonicalSha256(body);
+    const text = canonicalJson(body);
+    const sha256 = sha256Hex(text);
     const m = mask(body, mctx);
-    return m.masked.length ? { sha256, body: m.body, masked: m.masked } : { sha256, body: m.body };
+    const stored = m.body === body ? text : canonicalJson(m.body);
+    const hash = JSON.stringify(sha256);
+    // The payload is most of a record: serialise it once. Keys in RFC 8785 order (body < masked < sha256).
+    if (m.masked.length) {
+      const payload = { sha256, body: m.body, masked: m.masked };
+      rememberCanonical(payload, `{"body":${stored},"masked":${canonicalJson(m.masked)},"sha256":${hash}}`);
+      return payload;
+    }
+    const payload = { sha256, body: m.body };
+    rememberCanonical(payload, `{"body":${stored},"sha256":${hash}}`);
+    return payload;
   };
 
   return function buildRecord(input, ctx) {

@@ -6,7 +6,7 @@ import { createHash, randomBytes } from 'node:crypto';
 import canonicalizeModule from 'canonicalize';
 import knexFactory from 'knex';
 import { DB_KINDS, PG_ADMIN_URL, createTestDb } from './helpers/db.ts';
-import { openTestLog, storedEntries, testSigner } from './helpers/log.ts';
+import { disableAppendOnly, openTestLog, storedEntries, testSigner } from './helpers/log.ts';
 import { sampleAuditRecord } from './helpers/audit-records.ts';
 import { verifyConsistency, verifyInclusion, leafHash } from '../server/audit/merkle.ts';
 import { openNote, parseCheckpoint, parseVerifierKey } from '../server/audit/note.ts';
@@ -300,6 +300,42 @@ for (const kind of DB_KINDS) {
     t.is(await count(), 2);
   });
 
+  test(`${kind}: audit_events rows lost in a crash (and holes another writer left) are rebuilt from the entries`, async (t) => {
+    const tdb = await createTestDb(kind);
+    t.teardown(() => tdb.cleanup());
+    const signer = testSigner();
+    // The index waits a minute to be written: a "crash" (the log is never closed) loses the queue.
+    const crashed = await openTestLog(tdb.db, signer, { indexDelayMs: 60_000 });
+    const records = Array.from({ length: 300 }, (_, i) => sampleAuditRecord(i));
+    for (let i = 0; i < 100; i++) await crashed.append(records[i]!);
+    t.is(await crashed.syncIndex(), 100);
+    for (let i = 100; i < 300; i++) await crashed.append(records[i]!);
+    t.is(
+      Number((await tdb.db('audit_events').count({ n: '*' }).first())!.n),
+      100,
+      'rows 100.. are still queued',
+    );
+    // Another writer's rows missing in the middle, as if it crashed with its queue unwritten.
+    await disableAppendOnly(tdb.db, kind, 'audit_events');
+    await tdb.db('audit_events').whereBetween('idx', [40, 59]).del();
+
+    const reopened = await openTestLog(tdb.db, signer);
+    t.teardown(() => reopened.close());
+    t.true(reopened.selfCheck().ok);
+    const rows = await tdb.db('audit_events').select().orderBy('idx');
+    t.deepEqual(
+      rows.map((r: { idx: unknown }) => Number(r.idx)),
+      records.map((_, i) => i),
+    );
+    for (const [i, r] of rows.entries()) {
+      t.is(r.subject, records[i]!.actor!.subject ?? null);
+      t.is(r.event, records[i]!.event);
+    }
+    // Rows already there are left alone when the crashed process's queue is written late after all.
+    await crashed.syncIndex();
+    t.is(Number((await tdb.db('audit_events').count({ n: '*' }).first())!.n), 300);
+  });
+
   test(`${kind}: audit_events mirrors each entry's record`, async (t) => {
     const tdb = await createTestDb(kind);
     t.teardown(() => tdb.cleanup());
@@ -313,6 +349,7 @@ for (const kind of DB_KINDS) {
       mcp: { target: 'x\u0000y'.padEnd(2_000, 'z'), http_status: 'nope' },
     });
     const i2 = await log.appendBytes(Buffer.from('{"actor":{"subject":"dave"},"v":1}'));
+    t.is(await log.syncIndex(), 3);
     const rows = await tdb.db('audit_events').select().orderBy('idx');
     t.is(rows.length, 3);
     const [r0, r1, r2] = rows;

@@ -91,6 +91,7 @@ test('catch-up runs slots missed while down, late; beyond the limit they are rec
   t.false(last.late);
   t.is(last.trigger, 'schedule');
   // Each run is in the audit log.
+  await log.syncIndex();
   const entries = await tdb.db('audit_events').where({ event: 'report.run' }).count({ n: '*' }).first();
   t.is(toInt(entries!.n), 4);
   await s.stop();
@@ -148,6 +149,7 @@ test('a failed run is retried with backoff, shows in health, and is an exception
   t.is(run!.attempts, 3);
   t.is(run!.expectedAt, '2026-11-02T05:00:00.000Z');
   t.deepEqual((await s.health()).detail.flaky!.failing, []);
+  await log.syncIndex();
   const logged = await tdb.db('audit_events').where({ event: 'report.run' }).count({ n: '*' }).first();
   t.is(toInt(logged!.n), 3, 'two failures and the success are recorded');
 

@@ -155,6 +155,7 @@ test('sqlite: a campaign from launch to sealed sign-off through the API', async 
   t.is(done.body.status, 'completed');
 
   // Downloads: JSON and PDF carry the same data hash; each download is an audit.read entry.
+  await service.log.syncIndex();
   const readsBefore = toInt(
     (await service.db('audit_events').where({ event: 'audit.read' }).count({ n: '*' }).first())!.n,
   );
@@ -174,6 +175,7 @@ test('sqlite: a campaign from launch to sealed sign-off through the API', async 
   t.is((pdf.body as Buffer).subarray(0, 5).toString(), '%PDF-');
   const csv = await call('external-auditor', 'GET', `/api/reports/campaigns/${id}/report.entitlements`);
   t.is(csv.status, 200);
+  await service.log.syncIndex();
   const readsAfter = toInt(
     (await service.db('audit_events').where({ event: 'audit.read' }).count({ n: '*' }).first())!.n,
   );

@@ -2,11 +2,15 @@
 //
 // Writes: appends queue in memory and are committed in batches (group commit). One transaction
 // per batch compare-and-swaps the single log_state row from the size and root this process
-// last saw to the new ones, then inserts the entries with their stored hashes and the
-// audit_events rows. The CAS is the commit point: if another writer moved the state first, it
-// matches no row, the batch rolls back, the frontier is reloaded from stored hashes and the batch
-// retried — two writers can interleave but never fork the log. Callers are answered only after
-// COMMIT returned.
+// last saw to the new ones, then inserts the entries with their stored hashes. The CAS is the
+// commit point: if another writer moved the state first, it matches no row, the batch rolls back,
+// the frontier is reloaded from stored hashes and the batch retried — two writers can interleave
+// but never fork the log. Callers are answered only after COMMIT returned.
+//
+// The audit_events query index is derived from the entries and written after them, off the
+// commit path, in larger transactions every few milliseconds: in the commit it doubled what each
+// commit wrote and waited for. Whatever a crash leaves unindexed is rebuilt from the entries when
+// the log opens, and syncIndex() completes the index before a report reads it.
 //
 // Reads: proofs and past roots come from stored hashes in one query each (plus an LRU of
 // high-level nodes), so they cost O(log n) row reads.
@@ -14,7 +18,7 @@
 // Checkpoints are signed only from committed state, only after the state root is recomputed
 // from stored hashes and a consistency proof from the previous signed checkpoint verifies.
 import canonicalizeModule from 'canonicalize';
-import type { Db } from '../db.ts';
+import { toBuffer, toInt, type Db } from '../db.ts';
 import type { Logger } from '../logger.ts';
 import {
   EMPTY_ROOT,
@@ -27,6 +31,7 @@ import {
   verifyConsistency,
   type Range,
 } from './merkle.ts';
+import { canonicalJson } from '../../gateway/canonical.ts';
 import { formatCheckpoint, signNote, verifierKey, type NoteSigner } from './note.ts';
 import {
   LogRangeError,
@@ -37,7 +42,7 @@ import {
   type StoredCheckpoint,
 } from './log.ts';
 import { LogCorruptError, LogStore, type CheckpointRow } from './log-store.ts';
-import { auditEventFields, type AuditEventFields } from './audit-events.ts';
+import { auditEventFields, type AuditEventFields, type AuditEventRow } from './audit-events.ts';
 import { batchWriter, type BatchWriter } from './log-writer.ts';
 import {
   Findings,
@@ -71,6 +76,8 @@ export interface KnexLogOptions {
   appendTimeoutMs?: number;
   /** Write the audit_events row of each entry (default true). */
   indexEvents?: boolean;
+  /** How long committed entries wait to be indexed together (default 20 ms). */
+  indexDelayMs?: number;
   /** The self-check re-hashes at least this many of the newest entries (default 1000). */
   selfCheckSample?: number;
   /** File-backed SQLite: commit on a writer thread of the log's own (default true). */
@@ -124,6 +131,12 @@ export class KnexLog implements AuditLog {
   #checkedSize = 0;
   #closed = false;
   #checkpointTimer: NodeJS.Timeout | undefined;
+  /** audit_events rows of committed entries, in index order, not yet written. */
+  #indexQueue: AuditEventRow[] = [];
+  #indexTimer: NodeJS.Timeout | undefined;
+  #indexRun: Promise<void> | undefined;
+  /** Every entry below this size is known to have its audit_events row. */
+  #indexedBelow = 0;
   #checkpointRun: Promise<StoredCheckpoint | undefined> | undefined;
 
   /** Use openKnexLog(): the log must pass its self-check before it takes writes. */
@@ -145,6 +158,7 @@ export class KnexLog implements AuditLog {
       indexEvents: true,
       selfCheckSample: 1_000,
       sqliteWriterThread: true,
+      indexDelayMs: 20,
       ...opts,
     };
     this.vkey = verifierKey(opts.signer);
@@ -173,6 +187,13 @@ export class KnexLog implements AuditLog {
     }
     if (this.#problems.length) {
       this.#opts.logger?.error({ problems: this.#problems }, 'audit log self-check failed: appends refused');
+    } else if (this.#opts.indexEvents && outcome.frontier) {
+      // A crash can leave committed entries without their index rows (they are written after).
+      try {
+        await this.#completeIndex(outcome.frontier.size);
+      } catch (err) {
+        throw unavailable('audit log could not complete the audit_events index', err);
+      }
     }
     return this.selfCheck();
   }
@@ -205,7 +226,7 @@ export class KnexLog implements AuditLog {
     }
     let text: string | undefined;
     try {
-      text = canonicalize(record);
+      text = canonicalJson(record);
     } catch (err) {
       return Promise.reject(new TypeError(`audit record cannot be canonicalised: ${(err as Error).message}`));
     }
@@ -340,6 +361,10 @@ export class KnexLog implements AuditLog {
           const first = await this.#commitOnce(batch);
           this.stats.batches++;
           this.stats.entries += batch.length;
+          if (this.#opts.indexEvents) {
+            batch.forEach((p, i) => this.#indexQueue.push({ idx: first + i, ...p.fields! }));
+            this.#scheduleIndex(this.#opts.indexDelayMs);
+          }
           batch.forEach((p, i) => this.#settle(p, first + i));
           return;
         } catch (err) {
@@ -375,9 +400,6 @@ export class KnexLog implements AuditLog {
       newSize: next.size,
       newRoot: root,
       entries,
-      events: this.#opts.indexEvents
-        ? batch.map((p, i) => ({ idx: base.size + i, ...p.fields! }))
-        : undefined,
     });
     if (!moved) throw new CasConflict();
     this.#frontier = next;
@@ -405,6 +427,119 @@ export class KnexLog implements AuditLog {
     }
     this.#frontier = frontier;
     this.#root = root;
+  }
+
+  // ---------------------------------------------------------------- the audit_events index
+
+  #scheduleIndex(delayMs: number): void {
+    if (this.#indexRun || this.#indexTimer || this.#indexQueue.length === 0 || this.#closed) return;
+    this.#indexTimer = setTimeout(() => {
+      this.#indexTimer = undefined;
+      this.#flushIndex().then(
+        () => this.#scheduleIndex(this.#opts.indexDelayMs),
+        // The rows stay queued (and the entries hold them anyway): try again later.
+        () => this.#scheduleIndex(1_000),
+      );
+    }, delayMs);
+    // Rows still queued at exit are rebuilt from the entries when the log next opens.
+    this.#indexTimer.unref();
+  }
+
+  /** Writes the queued rows, oldest first; rejects (keeping what is left queued) if the database fails. */
+  #flushIndex(): Promise<void> {
+    if (this.#indexRun) return this.#indexRun;
+    clearTimeout(this.#indexTimer);
+    this.#indexTimer = undefined;
+    this.#indexRun = (async () => {
+      while (this.#indexQueue.length) {
+        const rows = this.#indexQueue.slice(0, 5_000);
+        try {
+          await this.#writer.writeIndex(rows);
+        } catch (err) {
+          this.#opts.logger?.warn({ err }, 'audit_events index write failed; will retry');
+          throw unavailable('audit log index write failed', err);
+        }
+        this.#indexQueue.splice(0, rows.length);
+      }
+    })().finally(() => {
+      this.#indexRun = undefined;
+    });
+    return this.#indexRun;
+  }
+
+  /**
+   * Makes sure every committed entry — this process's and any other writer's — has its
+   * audit_events row, and returns the tree size the index is complete for. Reports call it
+   * before they aggregate over audit_events.
+   */
+  async syncIndex(): Promise<number> {
+    if (!this.#opts.indexEvents) return this.#indexedBelow;
+    await this.#flushIndex();
+    const { size } = await this.store.state();
+    await this.#completeIndex(size);
+    return size;
+  }
+
+  /** Fills in missing audit_events rows below `size` from the entries themselves. */
+  async #completeIndex(size: number): Promise<void> {
+    if (size <= this.#indexedBelow) return;
+    const from = this.#indexedBelow;
+    if (from === 0) {
+      // Opening: one cheap look at the whole table first; rows exist only for committed entries.
+      const r = await this.#db('audit_events').count({ n: '*' }).max({ m: 'idx' }).first();
+      const n = toInt(r?.n ?? 0);
+      const max = r?.m === null || r?.m === undefined ? -1 : toInt(r.m);
+      if (n === size && max === size - 1) {
+        this.#indexedBelow = size;
+        return;
+      }
+    }
+    await this.#fillIndex(from, size);
+    this.#indexedBelow = Math.max(this.#indexedBelow, size);
+  }
+
+  /** Counts rows in [lo, hi); where some are missing, halves the range until it is small, then inserts them. */
+  async #fillIndex(lo: number, hi: number): Promise<void> {
+    if (hi <= lo) return;
+    const r = await this.#db('audit_events')
+      .where('idx', '>=', lo)
+      .andWhere('idx', '<', hi)
+      .count({ n: '*' })
+      .first();
+    if (toInt(r?.n ?? 0) === hi - lo) return;
+    if (hi - lo > 2_048) {
+      const mid = lo + Math.floor((hi - lo) / 2);
+      await this.#fillIndex(lo, mid);
+      await this.#fillIndex(mid, hi);
+      return;
+    }
+    const have = new Set(
+      (await this.#db('audit_events').where('idx', '>=', lo).andWhere('idx', '<', hi).pluck('idx')).map(
+        toInt,
+      ),
+    );
+    const rows: AuditEventRow[] = [];
+    const data = await this.#db('log_entries')
+      .where('idx', '>=', lo)
+      .andWhere('idx', '<', hi)
+      .select('idx', 'data')
+      .orderBy('idx');
+    for (const e of data as Array<{ idx: unknown; data: Buffer }>) {
+      const idx = toInt(e.idx);
+      if (have.has(idx)) continue;
+      let record: unknown;
+      try {
+        record = JSON.parse(toBuffer(e.data).toString('utf8'));
+      } catch {
+        record = undefined; // fsck reports the entry; its index row says nothing
+      }
+      rows.push({ idx, ...auditEventFields(record) });
+    }
+    this.#opts.logger?.info(
+      { from: lo, to: hi, rows: rows.length },
+      'audit_events: indexing entries that had no row',
+    );
+    await this.#writer.writeIndex(rows);
   }
 
   // ---------------------------------------------------------------- reads
@@ -584,6 +719,8 @@ export class KnexLog implements AuditLog {
     clearInterval(this.#deadlineTimer);
     this.#deadlineTimer = undefined;
     await this.#checkpointRun?.catch(() => {});
+    // What cannot be indexed now (database down) is indexed from the entries at the next open.
+    await this.#flushIndex().catch(() => {});
     await this.#writer.close();
   }
 }

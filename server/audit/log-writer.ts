@@ -13,8 +13,8 @@
 import { Worker } from 'node:worker_threads';
 import { isPostgres, sqliteFile, toInt, type Db } from '../db.ts';
 import { AUDIT_EVENT_COLUMNS, type AuditEventRow } from './audit-events.ts';
-import { sqliteBatchRunner, type SqliteBatch, type SqliteConnection } from './sqlite-batch.ts';
-import type { WriterReply, WriterRequest } from './sqlite-writer-thread.ts';
+import { sqliteRunner, type SqliteConnection, type SqliteRunner } from './sqlite-batch.ts';
+import { pack, type WriterReply, type WriterRequest } from './sqlite-packed.ts';
 
 export interface BatchWrite {
   oldSize: number;
@@ -22,12 +22,12 @@ export interface BatchWrite {
   newSize: number;
   newRoot: Buffer;
   entries: Array<{ idx: number; data: Buffer; hashes: Buffer }>;
-  /** audit_events rows, or undefined when the index is off. */
-  events?: AuditEventRow[];
 }
 
 export interface BatchWriter {
   write(batch: BatchWrite): Promise<boolean>;
+  /** Inserts audit_events rows of committed entries; rows already there are left as they are. */
+  writeIndex(rows: AuditEventRow[]): Promise<void>;
   /** Releases what the writer holds itself (the SQLite writer thread); the Db stays the caller's. */
   close(): Promise<void>;
 }
@@ -68,32 +68,36 @@ const EVENT_TYPES: Record<(typeof AUDIT_EVENT_COLUMNS)[number], string> = {
 const PG_MAX_ROWS = 20_000;
 
 class PgBatchWriter implements BatchWriter {
-  #sql = new Map<string, string>();
+  #sql = new Map<number, string>();
   constructor(private readonly db: Db) {}
 
-  #statement(entries: number, withEvents: boolean): string {
-    const key = `${entries}/${withEvents}`;
-    let sql = this.#sql.get(key);
+  #statement(entries: number): string {
+    let sql = this.#sql.get(entries);
     if (sql) return sql;
-    const evCols = AUDIT_EVENT_COLUMNS.join(', ');
-    // Entries as VALUES rows: pg sends Buffers as binary parameters. Index rows as one array per
-    // column (unnest): 19 parameters instead of 19 per row, which PostgreSQL parses and plans
-    // several times faster.
+    // Entries as VALUES rows: pg sends Buffers as binary parameters.
     sql =
       `WITH cas AS (UPDATE log_state SET size = ?, root = ?, updated_at = now() ` +
       `WHERE id = 1 AND size = ? AND root = ? RETURNING size), ` +
       `ent AS (INSERT INTO log_entries (idx, data, hashes) SELECT v.idx, v.data, v.hashes FROM (VALUES ` +
       Array.from({ length: entries }, () => '(?::bigint, ?::bytea, ?::bytea)').join(', ') +
       `) AS v(idx, data, hashes) WHERE EXISTS (SELECT 1 FROM cas))` +
-      (withEvents
-        ? `, ev AS (INSERT INTO audit_events (${evCols}) SELECT * FROM unnest(` +
-          AUDIT_EVENT_COLUMNS.map((c) => `?::${EVENT_TYPES[c]}[]`).join(', ') +
-          `) AS v(${evCols}) WHERE EXISTS (SELECT 1 FROM cas))`
-        : '') +
       ` SELECT count(*) AS moved FROM cas`;
     // Batch sizes repeat (the limit, or small bursts): keep the text of the common ones.
-    if (this.#sql.size < 64) this.#sql.set(key, sql);
+    if (this.#sql.size < 64) this.#sql.set(entries, sql);
     return sql;
+  }
+
+  async writeIndex(rows: AuditEventRow[]): Promise<void> {
+    if (rows.length === 0) return;
+    // One array per column (unnest): 19 parameters instead of 19 per row, which PostgreSQL parses
+    // and plans several times faster.
+    const cols = AUDIT_EVENT_COLUMNS.join(', ');
+    await this.db.raw(
+      `INSERT INTO audit_events (${cols}) SELECT * FROM unnest(` +
+        AUDIT_EVENT_COLUMNS.map((c) => `?::${EVENT_TYPES[c]}[]`).join(', ') +
+        `) AS v(${cols}) ON CONFLICT (idx) DO NOTHING`,
+      AUDIT_EVENT_COLUMNS.map((c) => rows.map((r) => r[c])) as never[],
+    );
   }
 
   async write(b: BatchWrite): Promise<boolean> {
@@ -103,14 +107,7 @@ class PgBatchWriter implements BatchWriter {
     }
     const bindings: unknown[] = [b.newSize, b.newRoot, b.oldSize, b.oldRoot];
     for (const e of b.entries) bindings.push(e.idx, e.data, e.hashes);
-    if (b.events) {
-      const events = b.events;
-      for (const c of AUDIT_EVENT_COLUMNS) bindings.push(events.map((ev) => ev[c]));
-    }
-    const r = await this.db.raw(
-      this.#statement(b.entries.length, b.events !== undefined),
-      bindings as never[],
-    );
+    const r = await this.db.raw(this.#statement(b.entries.length), bindings as never[]);
     return toInt(r.rows[0].moved) === 1;
   }
 
@@ -123,9 +120,6 @@ class PgBatchWriter implements BatchWriter {
       if (n !== 1) return;
       for (let i = 0; i < b.entries.length; i += 1_000)
         await trx('log_entries').insert(b.entries.slice(i, i + 1_000));
-      if (b.events)
-        for (let i = 0; i < b.events.length; i += 1_000)
-          await trx('audit_events').insert(b.events.slice(i, i + 1_000));
       moved = true;
     });
     return moved;
@@ -136,20 +130,28 @@ class PgBatchWriter implements BatchWriter {
 
 class SqliteBatchWriter implements BatchWriter {
   // Per connection: statements die with their connection (e.g. after knex re-creates its pool).
-  #runners = new WeakMap<SqliteConnection, (b: SqliteBatch) => boolean>();
+  #runners = new WeakMap<SqliteConnection, SqliteRunner>();
   constructor(private readonly db: Db) {}
 
-  async write(b: BatchWrite): Promise<boolean> {
+  async #with<T>(fn: (run: SqliteRunner) => T): Promise<T> {
     // knex's pool hands out the single better-sqlite3 connection; holding it keeps knex queries
     // from interleaving with this transaction.
     const conn = (await this.db.client.acquireConnection()) as SqliteConnection;
     try {
       let run = this.#runners.get(conn);
-      if (!run) this.#runners.set(conn, (run = sqliteBatchRunner(conn)));
-      return run({ ...b, now: new Date().toISOString() });
+      if (!run) this.#runners.set(conn, (run = sqliteRunner(conn)));
+      return fn(run);
     } finally {
       await this.db.client.releaseConnection(conn);
     }
+  }
+
+  write(b: BatchWrite): Promise<boolean> {
+    return this.#with((run) => run.commit({ ...b, now: new Date().toISOString() }));
+  }
+
+  writeIndex(rows: AuditEventRow[]): Promise<void> {
+    return this.#with((run) => run.index(rows));
   }
 
   async close(): Promise<void> {}
@@ -194,18 +196,23 @@ class SqliteThreadWriter implements BatchWriter {
     return w;
   }
 
-  #send(req: WriterRequest): Promise<boolean> {
+  #send(req: WriterRequest, transfer = false): Promise<boolean> {
+    // Requests are answered in order by one thread: commits and index writes never interleave.
     const w = this.#worker ?? this.#start();
     return new Promise<boolean>((resolve, reject) => {
       this.#pending.set(req.id, { resolve, reject });
       w.ref();
-      w.postMessage(req);
+      if (transfer && 'packed' in req) w.postMessage(req, [req.packed.bytes.buffer as ArrayBuffer]);
+      else w.postMessage(req);
     });
   }
 
   write(b: BatchWrite): Promise<boolean> {
-    const batch: SqliteBatch = { ...b, now: new Date().toISOString() };
-    return this.#send({ id: this.#nextId++, batch });
+    return this.#send({ id: this.#nextId++, packed: pack(b, new Date().toISOString()) }, true);
+  }
+
+  async writeIndex(rows: AuditEventRow[]): Promise<void> {
+    await this.#send({ id: this.#nextId++, index: rows });
   }
 
   async close(): Promise<void> {

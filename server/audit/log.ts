@@ -48,6 +48,11 @@ export interface AuditLog {
   appendBytes(data: Buffer): Promise<number>;
   /** Committed tree size and root. */
   head(): Promise<{ size: number; root: Buffer }>;
+  /**
+   * Completes the audit_events query index (written after the entries, off the commit path) for
+   * every committed entry and returns that tree size: what reports read up to.
+   */
+  syncIndex(): Promise<number>;
   /** Root hash of the tree at a past size (0 ≤ size ≤ current). */
   rootAt(size: number): Promise<Buffer>;
   inclusionProof(index: number, size: number): Promise<Buffer[]>;

@@ -21,26 +21,34 @@ export interface SqliteBatch {
   /** ISO time for log_state.updated_at. */
   now: string;
   entries: Array<{ idx: number; data: Uint8Array; hashes: Uint8Array }>;
-  events?: AuditEventRow[];
 }
 
-/** Returns a function that commits a batch on this connection: false when the state row did not match. */
-export function sqliteBatchRunner(conn: SqliteConnection): (b: SqliteBatch) => boolean {
+export interface SqliteRunner {
+  /** Commits a batch: false when the state row did not match (another writer committed first). */
+  commit(b: SqliteBatch): boolean;
+  /** Inserts audit_events rows in one transaction; rows already there are left as they are. */
+  index(rows: AuditEventRow[]): void;
+}
+
+/** The log's writes on one connection, with their statements prepared once. */
+export function sqliteRunner(conn: SqliteConnection): SqliteRunner {
   const cas = conn.prepare(
     'UPDATE log_state SET size = ?, root = ?, updated_at = ? WHERE id = 1 AND size = ? AND root = ?',
   );
   const entry = conn.prepare('INSERT INTO log_entries (idx, data, hashes) VALUES (?, ?, ?)');
   const event = conn.prepare(
-    `INSERT INTO audit_events (${AUDIT_EVENT_COLUMNS.join(', ')}) VALUES (${AUDIT_EVENT_COLUMNS.map((c) => `@${c}`).join(', ')})`,
+    `INSERT OR IGNORE INTO audit_events (${AUDIT_EVENT_COLUMNS.join(', ')}) VALUES (${AUDIT_EVENT_COLUMNS.map((c) => `@${c}`).join(', ')})`,
   );
   const tx = conn.transaction((b: SqliteBatch): boolean => {
     if (cas.run(b.newSize, bytes(b.newRoot), b.now, b.oldSize, bytes(b.oldRoot)).changes !== 1) return false;
     for (const e of b.entries) entry.run(e.idx, bytes(e.data), bytes(e.hashes));
-    // Named parameters bind straight from the row object.
-    if (b.events) for (const ev of b.events) event.run(ev);
     return true;
   });
-  return (b) => tx.immediate(b);
+  // Named parameters bind straight from the row object.
+  const indexTx = conn.transaction((rows: AuditEventRow[]) => {
+    for (const row of rows) event.run(row);
+  });
+  return { commit: (b) => tx.immediate(b), index: (rows) => indexTx.immediate(rows) };
 }
 
 /** better-sqlite3 binds Buffers as BLOBs; a Uint8Array that crossed threads is wrapped, not copied. */

@@ -6,11 +6,9 @@
 import { createRequire } from 'node:module';
 import { parentPort, workerData } from 'node:worker_threads';
 import { prepareSqliteConnection, type PragmaConnection } from '../sqlite-connection.ts';
-import { sqliteBatchRunner, type SqliteBatch, type SqliteConnection } from './sqlite-batch.ts';
-
-export type WriterRequest = { id: number; batch: SqliteBatch } | { id: number; close: true };
-export type WriterReply =
-  { id: number; moved: boolean } | { id: number; error: { message: string; code?: string } };
+import { HASH_SIZE } from './merkle.ts';
+import { sqliteRunner, type SqliteConnection, type SqliteRunner } from './sqlite-batch.ts';
+import { unpack, type WriterReply, type WriterRequest } from './sqlite-packed.ts';
 
 type Connection = SqliteConnection & PragmaConnection & { close(): void };
 // better-sqlite3 ships no type declarations: the one constructor used here, typed by hand.
@@ -22,15 +20,15 @@ const Database = createRequire(import.meta.url)('better-sqlite3') as new (
 const { file } = workerData as { file: string };
 const port = parentPort!;
 let db: Connection | undefined;
-let run: ((b: SqliteBatch) => boolean) | undefined;
+let run: SqliteRunner | undefined;
 
-function open(): (b: SqliteBatch) => boolean {
+function open(): SqliteRunner {
   if (run) return run;
   // fileMustExist: the schema is migrated before the log opens; a file that vanished is an outage,
   // not a reason to start an empty database.
   db = new Database(file, { fileMustExist: true });
   prepareSqliteConnection(db);
-  run = sqliteBatchRunner(db);
+  run = sqliteRunner(db);
   return run;
 }
 
@@ -52,7 +50,10 @@ port.on('message', (req: WriterRequest) => {
   }
   let reply: WriterReply;
   try {
-    reply = { id: req.id, moved: open()(req.batch) };
+    if ('index' in req) {
+      open().index(req.index);
+      reply = { id: req.id, moved: true };
+    } else reply = { id: req.id, moved: open().commit(unpack(req.packed, HASH_SIZE)) };
   } catch (err) {
     const e = err as { message?: string; code?: string };
     drop();

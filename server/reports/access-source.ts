@@ -31,7 +31,7 @@ export const ACCOUNT_SQL =
 
 export interface AccessSourceOptions {
   db: Db;
-  log: Pick<AuditLog, 'head' | 'rootAt' | 'entries'>;
+  log: Pick<AuditLog, 'head' | 'rootAt' | 'entries' | 'syncIndex'>;
   config: ReportsConfig;
   /** Configured MCP targets (server/targets.ts); targets seen in the log are added. */
   targetNames?: () => string[] | Promise<string[]>;

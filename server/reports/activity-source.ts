@@ -14,7 +14,7 @@ const WINDOW = 'idx < ? AND ts >= ? AND ts < ?';
 
 export class SqlActivitySource implements ActivitySource {
   constructor(
-    private readonly o: { db: Db; log: Pick<AuditLog, 'head' | 'rootAt'>; config: ReportsConfig },
+    private readonly o: { db: Db; log: Pick<AuditLog, 'head' | 'rootAt' | 'syncIndex'>; config: ReportsConfig },
   ) {}
 
   private q<T>(name: string, sql: string, p: Period, upTo: LogCheckpointRef, extra: unknown[] = []) {

@@ -12,7 +12,7 @@ const SQL =
   "SELECT idx FROM audit_events WHERE idx < ? AND ts >= ? AND ts < ? AND event = 'config.change' AND idx > ? ORDER BY idx LIMIT 500";
 
 export class SqlChangeSource implements ChangeSource {
-  constructor(private readonly o: { db: Db; log: Pick<AuditLog, 'head' | 'rootAt' | 'entries'> }) {}
+  constructor(private readonly o: { db: Db; log: Pick<AuditLog, 'head' | 'rootAt' | 'entries' | 'syncIndex'> }) {}
 
   async checkpoint(asOf: string): Promise<LogCheckpointRef> {
     return logBoundary(this.o.db, this.o.log, asOf);

@@ -41,7 +41,7 @@ export interface ReportOutputs {
 
 export interface GenerateContext {
   db: Db;
-  log: Pick<AuditLog, 'head' | 'rootAt' | 'entries'> & RecordSink;
+  log: Pick<AuditLog, 'head' | 'rootAt' | 'entries' | 'syncIndex'> & RecordSink;
   config: ReportsConfig;
   instance: string;
   targetNames?: () => string[] | Promise<string[]>;

@@ -14,12 +14,13 @@ import type { AuditLog } from '../audit/log.ts';
  */
 export async function logBoundary(
   db: Db,
-  log: Pick<AuditLog, 'head' | 'rootAt'>,
+  log: Pick<AuditLog, 'syncIndex' | 'rootAt'>,
   asOf: string,
 ): Promise<LogCheckpointRef> {
-  const head = await log.head();
+  // Every entry below `indexed` has its audit_events row, so the aggregates see all of them.
+  const indexed = await log.syncIndex();
   const r = await db('audit_events').where('ts', '>=', asOf).min({ m: 'idx' }).first();
-  const size = r?.m === null || r?.m === undefined ? head.size : Math.min(head.size, toInt(r.m));
+  const size = r?.m === null || r?.m === undefined ? indexed : Math.min(indexed, toInt(r.m));
   return { size, root: Buffer.from(await log.rootAt(size)).toString('hex') };
 }
 
