@@ -9,15 +9,15 @@
 // generator is this process. Prints Markdown for docs/performance.md.
 //
 //   npm run bench:gateway -- [--seconds 6] [--warmup 2] [--prewarm 8] [--clients 32] [--rounds 5] [--db sqlite --db postgres]
-//                            [--paced-share 0.5 | --rate N] [--paced-rounds N] [--only TEXT] [--log-batch-delay MS]
+//                            [--paced-share 0.5 | --rate N] [--paced-rounds N] [--only TEXT] [--compare DIR] [--log-batch-delay MS]
 //
 // Two phases: saturation (every client calls back to back: the most calls/s a path sustains), then
 // every path at the same offered load — by default half the bare proxy's saturation rate — where
 // p50/p99 say what each path adds per call, not how long its queue is.
-import { spawn, type ChildProcess } from 'node:child_process';
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { cpus, release, totalmem } from 'node:os';
-import { join } from 'node:path';
+import { join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import { Pool } from 'undici';
 import { main as cli } from '../server/cli/main.ts';
@@ -37,6 +37,8 @@ const { values: args } = parseArgs({
     'log-batch-delay': { type: 'string' },
     /** Run only the paths whose name contains this text (e.g. "SQLite"); the bare proxy always runs. */
     only: { type: 'string' },
+    /** Another checkout (e.g. a git worktree of an earlier commit) whose auditgate runs as extra paths. */
+    compare: { type: 'string' },
     /** Total calls/s for the paced phase (default: --paced-share of the bare proxy's saturation rate). */
     rate: { type: 'string' },
     'paced-share': { type: 'string', default: '0.5' },
@@ -68,9 +70,10 @@ function startProcess(
   argv: string[],
   env: NodeJS.ProcessEnv,
   ready: RegExp,
+  cwd = ROOT,
 ): Promise<{ child: ChildProcess; match: RegExpMatchArray }> {
   return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, argv, { cwd: ROOT, env, stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = spawn(process.execPath, argv, { cwd, env, stdio: ['ignore', 'pipe', 'pipe'] });
     children.add(child);
     let out = '';
     let err = '';
@@ -242,9 +245,14 @@ async function load(
 const pct = (sorted: number[], p: number) =>
   sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))] ?? NaN;
 
+/**
+ * Starts auditgate from `root` (this checkout, or another one given with --compare: an earlier
+ * version measured in the same rounds, so that machine noise hits both alike).
+ */
 async function startAuditgate(
   kind: DbKind,
   upstreamUrl: string,
+  root = ROOT,
 ): Promise<{ url: string; key: string; tdb: TestDb; child: ChildProcess }> {
   const tdb = await createTestDb(kind, { migrate: false });
   const config = join(tdb.dir, 'auditgate.config.json');
@@ -263,19 +271,35 @@ async function startAuditgate(
       ? { AUDITGATE_LOG_BATCH_DELAY_MS: args['log-batch-delay'] }
       : {}),
   };
-  const out: string[] = [];
-  const code = await cli(['keys', 'create', '--subject', 'bench'], {
-    env,
-    cwd: tdb.dir,
-    out: (l) => out.push(l),
-    err: (l) => out.push(l),
-  });
-  if (code !== 0) throw new Error(`keys create failed: ${out.join('\n')}`);
-  const key = out[0]!.trim();
+  let key: string;
+  if (root === ROOT) {
+    const out: string[] = [];
+    const code = await cli(['keys', 'create', '--subject', 'bench'], {
+      env,
+      cwd: tdb.dir,
+      out: (l) => out.push(l),
+      err: (l) => out.push(l),
+    });
+    if (code !== 0) throw new Error(`keys create failed: ${out.join('\n')}`);
+    key = out[0]!.trim();
+  } else {
+    const r = spawnSync(
+      process.execPath,
+      [join(root, 'bin/auditgate.mjs'), 'keys', 'create', '--subject', 'bench'],
+      {
+        cwd: tdb.dir,
+        env,
+        encoding: 'utf8',
+      },
+    );
+    if (r.status !== 0) throw new Error(`keys create (${root}) failed: ${r.stdout}${r.stderr}`);
+    key = r.stdout.split('\n')[0]!.trim();
+  }
   const { child } = await startProcess(
-    [...NODE_ARGS, '--import', 'tsx', 'server/main.ts'],
+    [...NODE_ARGS, '--import', 'tsx', join(root, 'server/main.ts')],
     env,
     /\/mcp\/bench/,
+    root,
   );
   return { url: `http://127.0.0.1:${port}/mcp/bench`, key, tdb, child };
 }
@@ -308,8 +332,16 @@ async function main(): Promise<void> {
     { PATH: process.env.PATH ?? '' },
     /listening/,
   );
-  const gateways = new Map<DbKind, Awaited<ReturnType<typeof startAuditgate>>>();
+  const gateways = new Map<string, Awaited<ReturnType<typeof startAuditgate>>>();
   for (const kind of KINDS) gateways.set(kind, await startAuditgate(kind, upstream.url));
+  const compare = args.compare ? resolve(args.compare) : undefined;
+  const compareLabel = compare
+    ? spawnSync('git', ['-C', compare, 'log', '-1', '--format=%h'], { encoding: 'utf8' }).stdout.trim() ||
+      compare
+    : '';
+  if (compare)
+    for (const kind of KINDS)
+      gateways.set(`compare:${kind}`, await startAuditgate(kind, upstream.url, compare));
   const saturated: Row[] = [];
   const paced: Row[] = [];
   let pacedRate = 0;
@@ -328,10 +360,12 @@ async function main(): Promise<void> {
             w,
           ),
       ],
-      ...KINDS.map((k): [string, Run] => {
-        const g = gateways.get(k)!;
+      ...[...gateways.keys()].map((id): [string, Run] => {
+        const g = gateways.get(id)!;
+        const kind = id.replace('compare:', '');
+        const name = `auditgate, ${kind === 'sqlite' ? 'SQLite' : 'PostgreSQL'}`;
         return [
-          `auditgate, ${k === 'sqlite' ? 'SQLite' : 'PostgreSQL'}`,
+          id.startsWith('compare:') ? `${name} — ${compareLabel} (--compare)` : name,
           (w) => load(g.url, { authorization: `Bearer ${g.key}` }, g.child.pid, w),
         ];
       }),
@@ -430,8 +464,8 @@ async function main(): Promise<void> {
     "² bench/gateway-no-durability.ts: the gateway's code path with records going to a sink that resolves at once — its own cost, without the log's durable commits. Not a way to run auditgate.",
   );
   for (const label of ['SQLite', 'PostgreSQL']) {
-    const s = sat.find((x) => x.name.includes(label));
-    const p = pac.find((x) => x.name.includes(label));
+    const s = sat.find((x) => x.name.includes(label) && !x.name.includes('--compare'));
+    const p = pac.find((x) => x.name.includes(label) && !x.name.includes('--compare'));
     if (!s || !p) continue;
     const rateOk = s.rate >= bare.rate / 2;
     const kept = p.rate >= pacedRate * 0.97 && p.errors === 0;
