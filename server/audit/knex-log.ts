@@ -187,7 +187,10 @@ export class KnexLog implements AuditLog {
     }
     if (this.#problems.length) {
       this.#opts.logger?.error({ problems: this.#problems }, 'audit log self-check failed: appends refused');
-    } else if (this.#opts.indexEvents && outcome.frontier) {
+    } else {
+      await this.#writer.start();
+    }
+    if (!this.#problems.length && this.#opts.indexEvents && outcome.frontier) {
       // A crash can leave committed entries without their index rows (they are written after).
       try {
         await this.#completeIndex(outcome.frontier.size);

@@ -28,6 +28,8 @@ export interface BatchWriter {
   write(batch: BatchWrite): Promise<boolean>;
   /** Inserts audit_events rows of committed entries; rows already there are left as they are. */
   writeIndex(rows: AuditEventRow[]): Promise<void>;
+  /** Gets ready for the first write (starts the SQLite writer thread); resolves when it is. */
+  start(): Promise<void>;
   /** Releases what the writer holds itself (the SQLite writer thread); the Db stays the caller's. */
   close(): Promise<void>;
 }
@@ -125,6 +127,8 @@ class PgBatchWriter implements BatchWriter {
     return moved;
   }
 
+  async start(): Promise<void> {}
+
   async close(): Promise<void> {}
 }
 
@@ -154,12 +158,15 @@ class SqliteBatchWriter implements BatchWriter {
     return this.#with((run) => run.index(rows));
   }
 
+  async start(): Promise<void> {}
+
   async close(): Promise<void> {}
 }
 
 /** Commits on the log's SQLite writer thread (sqlite-writer-thread.ts), started on first use. */
 class SqliteThreadWriter implements BatchWriter {
   #worker: Worker | undefined;
+  #ready: Promise<void> = Promise.resolve();
   #pending = new Map<number, { resolve: (moved: boolean) => void; reject: (err: Error) => void }>();
   #nextId = 1;
   constructor(private readonly file: string) {}
@@ -192,8 +199,18 @@ class SqliteThreadWriter implements BatchWriter {
     };
     w.on('error', (err) => lost(err.message));
     w.on('exit', (code) => lost(`exit code ${code}`));
+    // The thread answers request 0 once it has loaded and tried to open the database.
+    this.#ready = new Promise<void>((resolve) =>
+      this.#pending.set(0, { resolve: () => resolve(), reject: () => resolve() }),
+    );
     this.#worker = w;
     return w;
+  }
+
+  /** Loading the thread takes a moment (its TypeScript loader, better-sqlite3): not on the first append's time. */
+  start(): Promise<void> {
+    if (!this.#worker) this.#start();
+    return this.#ready;
   }
 
   #send(req: WriterRequest, transfer = false): Promise<boolean> {

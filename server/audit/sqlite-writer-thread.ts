@@ -42,6 +42,14 @@ function drop(): void {
   run = undefined;
 }
 
+// Ready: open now (a failure is retried with the first batch, which then reports it).
+try {
+  open();
+} catch {
+  drop();
+}
+port.postMessage({ id: 0, moved: true } satisfies WriterReply);
+
 port.on('message', (req: WriterRequest) => {
   if ('close' in req) {
     drop();
