@@ -133,6 +133,7 @@ test('a failed run is retried with backoff, shows in health, and is an exception
   t.is(h.detail.flaky!.failing.length, 1);
   t.regex(h.detail.flaky!.failing[0]!.error!, /upstream storage unavailable \(1\)/);
   t.is(h.detail.flaky!.failing[0]!.nextAttemptAt, '2026-11-02T05:00:01.000Z');
+  t.is(h.detail.flaky!.nextRun, '2026-11-03T05:00:00.000Z', 'the next 06:00 in Berlin');
   c.advance(500);
   await s.runDue('flaky');
   t.is(attempts, 1, 'not before the backoff');

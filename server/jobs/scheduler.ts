@@ -392,9 +392,8 @@ export class Scheduler {
     for (const job of this.o.registry.list()) {
       const runs = await this.store.runs(job.name, 20);
       const last = runs.find((r) => r.status !== 'missed') ?? runs[0];
-      const task = cron.createTask(job.cron, () => undefined, { timezone: job.timezone });
-      const nextRun = task.getNextRun();
-      void task.destroy();
+      // A task that is not started has no next run in node-cron 4: walk the expression instead.
+      const nextRun = this.slotsBetween(job, this.now(), new Date(this.now().getTime() + 366 * 86_400_000), 1)[0];
       detail[job.name] = {
         cron: job.cron,
         timezone: job.timezone,
