@@ -3,6 +3,7 @@
 import { hostname } from 'node:os';
 import { resolve } from 'node:path';
 import { ConfigError } from './errors.ts';
+import { intVar, type Env } from './env-vars.ts';
 
 export interface LogConfig {
   /** C2SP checkpoint origin, e.g. "auditgate.example.com/log". */
@@ -31,17 +32,6 @@ export interface Config {
   publicUrl: string;
   logLevel: string;
   log: LogConfig;
-}
-
-type Env = Record<string, string | undefined>;
-
-function intVar(env: Env, key: string, def: number, min: number, max: number): number {
-  const raw = env[key];
-  if (raw === undefined || raw === '') return def;
-  if (!/^\d+$/.test(raw)) throw new ConfigError(`${key}: expected a whole number, got ${JSON.stringify(raw)}`);
-  const n = Number(raw);
-  if (n < min || n > max) throw new ConfigError(`${key}: must be between ${min} and ${max}, got ${n}`);
-  return n;
 }
 
 /** C2SP note key names: non-empty, no '+', no whitespace or control characters. */

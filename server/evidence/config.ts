@@ -4,6 +4,7 @@
 import { resolve } from 'node:path';
 import cron from 'node-cron';
 import { ConfigError } from '../errors.ts';
+import { boolVar, intVar, type Env } from '../env-vars.ts';
 import { DEFAULT_NAMESPACE } from '../../reports/evidence/layout.ts';
 import type { RetentionMode } from '../../reports/evidence/stores/store.ts';
 
@@ -36,25 +37,6 @@ export interface EvidenceConfig {
   tsaUrl?: string;
 }
 
-type Env = Record<string, string | undefined>;
-
-function int(env: Env, key: string, def: number, min: number, max: number): number {
-  const raw = env[key];
-  if (raw === undefined || raw === '') return def;
-  if (!/^\d+$/.test(raw)) throw new ConfigError(`${key}: expected a whole number, got ${JSON.stringify(raw)}`);
-  const n = Number(raw);
-  if (n < min || n > max) throw new ConfigError(`${key}: must be between ${min} and ${max}, got ${n}`);
-  return n;
-}
-
-function bool(env: Env, key: string, def: boolean): boolean {
-  const raw = env[key];
-  if (raw === undefined || raw === '') return def;
-  if (/^(1|true|yes)$/i.test(raw)) return true;
-  if (/^(0|false|no)$/i.test(raw)) return false;
-  throw new ConfigError(`${key}: expected true or false, got ${JSON.stringify(raw)}`);
-}
-
 export function loadEvidenceConfig(env: Env, dataDir: string, origin: string, cwd = process.cwd()): EvidenceConfig {
   const kind = env.AUDITGATE_EVIDENCE_STORE || 'local';
   let store: EvidenceConfig['store'];
@@ -79,7 +61,7 @@ export function loadEvidenceConfig(env: Env, dataDir: string, origin: string, cw
       prefix: env.AUDITGATE_EVIDENCE_S3_PREFIX ?? 'auditgate/evidence/',
       region: env.AUDITGATE_EVIDENCE_S3_REGION || env.AWS_REGION || env.AWS_DEFAULT_REGION || 'us-east-1',
       endpoint,
-      forcePathStyle: bool(env, 'AUDITGATE_EVIDENCE_S3_FORCE_PATH_STYLE', Boolean(endpoint)),
+      forcePathStyle: boolVar(env, 'AUDITGATE_EVIDENCE_S3_FORCE_PATH_STYLE', Boolean(endpoint)),
     };
   } else {
     throw new ConfigError(`AUDITGATE_EVIDENCE_STORE: expected local or s3, got ${JSON.stringify(kind)}`);
@@ -91,7 +73,7 @@ export function loadEvidenceConfig(env: Env, dataDir: string, origin: string, cw
     if (mode !== 'COMPLIANCE' && mode !== 'GOVERNANCE') {
       throw new ConfigError(`AUDITGATE_EVIDENCE_LOCK_MODE: expected COMPLIANCE or GOVERNANCE, got ${JSON.stringify(mode)}`);
     }
-    retention = { mode, days: int(env, 'AUDITGATE_EVIDENCE_RETENTION_DAYS', 2557, 1, 36_500) };
+    retention = { mode, days: intVar(env, 'AUDITGATE_EVIDENCE_RETENTION_DAYS', 2557, 1, 36_500) };
   } else if (env.AUDITGATE_EVIDENCE_RETENTION_DAYS) {
     throw new ConfigError('AUDITGATE_EVIDENCE_RETENTION_DAYS: set AUDITGATE_EVIDENCE_LOCK_MODE (COMPLIANCE or GOVERNANCE) too');
   }
@@ -121,7 +103,7 @@ export function loadEvidenceConfig(env: Env, dataDir: string, origin: string, cw
     store,
     retention,
     schedule,
-    urlTtlSeconds: int(env, 'AUDITGATE_EVIDENCE_URL_TTL', 300, 10, 7 * 86_400),
+    urlTtlSeconds: intVar(env, 'AUDITGATE_EVIDENCE_URL_TTL', 300, 10, 7 * 86_400),
     workDir: resolve(dataDir, 'tmp'),
     tsaUrl,
   };
