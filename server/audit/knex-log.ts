@@ -17,7 +17,6 @@
 //
 // Checkpoints are signed only from committed state, only after the state root is recomputed
 // from stored hashes and a consistency proof from the previous signed checkpoint verifies.
-import canonicalizeModule from 'canonicalize';
 import { toBuffer, toInt, type Db } from '../db.ts';
 import type { Logger } from '../logger.ts';
 import {
@@ -54,8 +53,6 @@ import {
   type FsckResult,
 } from './log-check.ts';
 
-// The package is CommonJS (module.exports = fn); its typings describe an ESM default export.
-const canonicalize = canonicalizeModule as unknown as (value: unknown) => string | undefined;
 
 export type { FsckResult, FsckCheck } from './log-check.ts';
 
@@ -242,7 +239,7 @@ export class KnexLog implements AuditLog {
     try {
       const text = data.toString('utf8');
       parsed = JSON.parse(text);
-      const canonical = canonicalize(parsed);
+      const canonical = canonicalJson(parsed);
       if (canonical === undefined || !Buffer.from(canonical, 'utf8').equals(data))
         throw new Error('not canonical');
     } catch {

@@ -9,7 +9,8 @@ import canonicalizeModule from 'canonicalize';
 import { EMPTY_ROOT, Frontier, ProofError, leafHash, storedHashCount, verifyConsistency } from './merkle.ts';
 import { openNote, parseCheckpoint, parseVerifierKey } from './note.ts';
 
-// The package is CommonJS (module.exports = fn); its typings describe an ESM default export.
+// The `canonicalize` package on purpose, not gateway/canonical.ts, which wrote the entries: the
+// auditor's check is an independent implementation. (CommonJS typed as an ESM default export.)
 const canonicalize = canonicalizeModule as unknown as (value: unknown) => string | undefined;
 
 export type CheckStatus = 'PASS' | 'FAIL' | 'SKIP' | 'WARN';

@@ -1,24 +1,21 @@
 // Config-change evidence (SOC 2 CC8.1): every change to keys, policies, roles and targets becomes
 // one 'config.change' log entry saying who changed what, with hashes of the state before and after.
-import { createHash, randomUUID } from 'node:crypto';
+import { randomUUID } from 'node:crypto';
 import { userInfo, hostname } from 'node:os';
-import canonicalizeModule from 'canonicalize';
 import {
   AUDIT_RECORD_VERSION,
   auditTimestamp,
   type AuditActor,
   type AuditRecord,
 } from '../../gateway/audit-record.ts';
+import { canonicalSha256 } from '../../gateway/record.ts';
 import { VERSION } from '../version.ts';
 import type { ApiKeyRecord } from './api-keys.ts';
-
-// CommonJS typed as an ES default export: under NodeNext the default is module.exports (the function).
-const canonicalize = canonicalizeModule as unknown as (input: unknown) => string | undefined;
 
 /** SHA-256 (hex) of the RFC 8785 canonical JSON of a value; null/undefined (nothing there) → null. */
 export function stateHash(value: unknown): string | null {
   if (value === undefined || value === null) return null;
-  return createHash('sha256').update(canonicalize(value)!, 'utf8').digest('hex');
+  return canonicalSha256(value);
 }
 
 export interface ConfigChange {

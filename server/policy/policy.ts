@@ -1,16 +1,12 @@
 // Per-tool policy: ordered rules (who → target → tool/resource/prompt → allow|deny), first match
 // wins, default deny once any rule exists. Every decision carries the hash of the policy in force,
 // so a record says not only what was decided but under which version of the rules.
-import { createHash } from 'node:crypto';
-import canonicalizeModule from 'canonicalize';
 import { z } from 'zod';
 import type { AuditActor } from '../../gateway/audit-record.ts';
+import { canonicalSha256 } from '../../gateway/record.ts';
 import type { Authorizer, CallDescriptor, Decision } from '../../gateway/types.ts';
 import { ConfigError } from '../errors.ts';
 import { ROLES } from '../auth/roles.ts';
-
-// CommonJS typed as an ES default export: under NodeNext the default is module.exports (the function).
-const canonicalize = canonicalizeModule as unknown as (input: unknown) => string | undefined;
 
 const patterns = z.array(z.string().min(1)).min(1);
 
@@ -56,7 +52,7 @@ export function parsePolicies(raw: unknown): PolicyRule[] {
 
 /** SHA-256 (hex) of the RFC 8785 canonical JSON of the rules, in order. */
 export function policyHash(rules: PolicyRule[]): string {
-  return createHash('sha256').update(canonicalize(rules)!, 'utf8').digest('hex');
+  return canonicalSha256(rules);
 }
 
 /** `*` any run of characters (including `/`), `?` one character; everything else literal. */
