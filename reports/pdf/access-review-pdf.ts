@@ -10,6 +10,8 @@ import {
   fmtDate,
   fmtTime,
   formatCount,
+  periodFact,
+  provenanceFacts,
   type Column,
 } from './document.ts';
 import { ENTITLEMENT_DICTIONARY } from '../access-csv.ts';
@@ -63,26 +65,13 @@ export async function renderAccessReviewPdf(
       facts: [
         ['Report id', data.reportId],
         ['Campaign', data.campaignId],
-        [
-          'Period',
-          `${data.period.label} (${fmtTime(data.period.start)} – ${fmtTime(data.period.end)}, end exclusive)`,
-        ],
+        periodFact(data.period),
         ['Population as of', fmtTime(data.asOf)],
         [
           'Status',
           data.status === 'completed' ? 'Completed and signed off' : `Open — ${s.completionPercent}% decided`,
         ],
-        ['Generated at', fmtTime(run.generatedAt)],
-        ['Generator', `${data.generator.name} ${data.generator.version}`],
-        [
-          'Schedule',
-          run.schedule
-            ? `${run.schedule} (${run.timezone ?? 'UTC'})${run.expectedAt ? `, expected ${fmtTime(run.expectedAt)}` : ''}`
-            : `on demand (${run.trigger})`,
-        ],
-        ['Run id', run.runId ?? '—'],
-        ['Audit log checkpoint', `tree size ${data.scope.auditLog.treeSize.toLocaleString('en-US')}`],
-        ['Data SHA-256', dataHash],
+        ...provenanceFacts(run, data.generator, data.scope.auditLog.treeSize, dataHash),
       ],
       controls: data.controls,
       contents: ACCESS_REVIEW_SECTIONS,

@@ -1,7 +1,15 @@
 // The CC7.2 activity and anomaly report as a PDF, rendered from its canonical JSON.
 import type { ActivityReportData } from '../activity.ts';
 import type { RunInfo } from '../run-exceptions.ts';
-import { renderDocument, type DocMeta, COLORS, fmtTime, formatCount } from './document.ts';
+import {
+  renderDocument,
+  type DocMeta,
+  COLORS,
+  fmtTime,
+  formatCount,
+  periodFact,
+  provenanceFacts,
+} from './document.ts';
 
 export const ACTIVITY_SECTIONS = [
   'Summary',
@@ -36,19 +44,8 @@ export async function renderActivityPdf(
         'MCP traffic through auditgate: volumes, refusals, new identities and tools, privileged use and off-hours activity.',
       facts: [
         ['Report id', d.reportId],
-        [
-          'Period',
-          `${d.period.label} (${fmtTime(d.period.start)} – ${fmtTime(d.period.end)}, end exclusive)`,
-        ],
-        ['Generated at', fmtTime(run.generatedAt)],
-        ['Generator', `${d.generator.name} ${d.generator.version}`],
-        [
-          'Schedule',
-          run.schedule ? `${run.schedule} (${run.timezone ?? 'UTC'})` : `on demand (${run.trigger})`,
-        ],
-        ['Run id', run.runId ?? '—'],
-        ['Audit log checkpoint', `tree size ${d.scope.auditLog.treeSize.toLocaleString('en-US')}`],
-        ['Data SHA-256', dataHash],
+        periodFact(d.period),
+        ...provenanceFacts(run, d.generator, d.scope.auditLog.treeSize, dataHash),
       ],
       controls: d.controls,
       contents: ACTIVITY_SECTIONS,

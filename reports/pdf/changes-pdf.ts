@@ -1,7 +1,15 @@
 // The CC8.1 configuration and policy change log as a PDF, rendered from its canonical JSON.
 import type { ChangeLogData } from '../changes.ts';
 import type { RunInfo } from '../run-exceptions.ts';
-import { renderDocument, type DocMeta, COLORS, fmtTime, formatCount } from './document.ts';
+import {
+  renderDocument,
+  type DocMeta,
+  COLORS,
+  fmtTime,
+  formatCount,
+  periodFact,
+  provenanceFacts,
+} from './document.ts';
 
 export async function renderChangeLogPdf(d: ChangeLogData, dataHash: string, run: RunInfo): Promise<Buffer> {
   const meta: DocMeta = {
@@ -20,15 +28,8 @@ export async function renderChangeLogPdf(d: ChangeLogData, dataHash: string, run
         'Every change to targets, policies, roles and keys recorded in the audit log, with author, approver and state hashes.',
       facts: [
         ['Report id', d.reportId],
-        [
-          'Period',
-          `${d.period.label} (${fmtTime(d.period.start)} – ${fmtTime(d.period.end)}, end exclusive)`,
-        ],
-        ['Generated at', fmtTime(run.generatedAt)],
-        ['Generator', `${d.generator.name} ${d.generator.version}`],
-        ['Run id', run.runId ?? '—'],
-        ['Audit log checkpoint', `tree size ${d.scope.auditLog.treeSize.toLocaleString('en-US')}`],
-        ['Data SHA-256', dataHash],
+        periodFact(d.period),
+        ...provenanceFacts(run, d.generator, d.scope.auditLog.treeSize, dataHash),
       ],
       controls: d.controls,
       contents: ['Summary', 'Changes', 'Exceptions', 'Scope and method'],

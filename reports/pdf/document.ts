@@ -9,6 +9,7 @@
 // lets pdfkit write every finished page out at once instead of holding the whole document.
 import PDFDocument from 'pdfkit';
 import { fontPath, FONT_FILES, type FontName } from './fonts.ts';
+import type { RunInfo } from '../run-exceptions.ts';
 
 export const COLORS = {
   ink: '#1b2430',
@@ -770,4 +771,31 @@ export function fmtTime(iso: string | null | undefined): string {
 
 export function fmtDate(iso: string | null | undefined): string {
   return iso ? iso.slice(0, 10) : '—';
+}
+
+/** The cover's "Period" line, the same words on every report. */
+export function periodFact(p: { label: string; start: string; end: string }): [string, string] {
+  return ['Period', `${p.label} (${fmtTime(p.start)} – ${fmtTime(p.end)}, end exclusive)`];
+}
+
+/** The cover lines every report ends with: how it was produced, what it read and its data hash. */
+export function provenanceFacts(
+  run: RunInfo,
+  generator: { name: string; version: string },
+  treeSize: number,
+  dataHash: string,
+): Array<[string, string]> {
+  return [
+    ['Generated at', fmtTime(run.generatedAt)],
+    ['Generator', `${generator.name} ${generator.version}`],
+    [
+      'Schedule',
+      run.schedule
+        ? `${run.schedule} (${run.timezone ?? 'UTC'})${run.expectedAt ? `, expected ${fmtTime(run.expectedAt)}` : ''}`
+        : `on demand (${run.trigger})`,
+    ],
+    ['Run id', run.runId ?? '—'],
+    ['Audit log checkpoint', `tree size ${treeSize.toLocaleString('en-US')}`],
+    ['Data SHA-256', dataHash],
+  ];
 }
