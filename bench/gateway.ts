@@ -9,7 +9,7 @@
 // generator is this process. Prints Markdown for docs/performance.md.
 //
 //   npm run bench:gateway -- [--seconds 6] [--warmup 2] [--prewarm 8] [--clients 32] [--rounds 5] [--db sqlite --db postgres]
-//                            [--paced-share 0.5 | --rate N] [--paced-rounds N] [--only TEXT] [--compare DIR] [--log-batch-delay MS]
+//                            [--paced-share 0.5 | --rate N] [--paced-rounds N] [--only REGEX] [--compare DIR] [--log-batch-delay MS]
 //
 // Two phases: saturation (every client calls back to back: the most calls/s a path sustains), then
 // every path at the same offered load — by default half the bare proxy's saturation rate — where
@@ -35,7 +35,7 @@ const { values: args } = parseArgs({
     prewarm: { type: 'string', default: '8' },
     /** AUDITGATE_LOG_BATCH_DELAY_MS for the auditgate processes (default: the service default). */
     'log-batch-delay': { type: 'string' },
-    /** Run only the paths whose name contains this text (e.g. "SQLite"); the bare proxy always runs. */
+    /** Run only the paths whose name matches this regular expression (e.g. "SQLite|code only"); the bare proxy always runs. */
     only: { type: 'string' },
     /** Another checkout (e.g. a git worktree of an earlier commit) whose auditgate runs as extra paths. */
     compare: { type: 'string' },
@@ -371,9 +371,9 @@ async function main(): Promise<void> {
       }),
     ];
     if (args.only) {
-      const only = args.only;
+      const only = new RegExp(args.only, 'i');
       for (let i = plan.length - 1; i >= 0; i--)
-        if (!plan[i]![0].includes(only) && !plan[i]![0].startsWith('bare')) plan.splice(i, 1);
+        if (!only.test(plan[i]![0]) && !plan[i]![0].startsWith('bare')) plan.splice(i, 1);
     }
     if (PREWARM > 0) {
       for (const [name, run] of plan) {
