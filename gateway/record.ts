@@ -1,7 +1,7 @@
 // The one place where something the gateway saw becomes an AuditRecord. Every record of traffic
 // passes through buildRecord, so the masking hook (a later issue plugs in field redaction) applies
 // to every stored payload, while payload.sha256 always commits to the unmasked message.
-import { createHash, randomUUID } from 'node:crypto';
+import { hash, randomUUID } from 'node:crypto';
 import { canonicalJson, rememberCanonical } from './canonical.ts';
 import {
   AUDIT_RECORD_VERSION,
@@ -75,7 +75,7 @@ export interface RecordBuilderOptions {
 }
 
 export function sha256Hex(data: string | Uint8Array): string {
-  return createHash('sha256').update(data).digest('hex');
+  return hash('sha256', data, 'hex');
 }
 
 /** SHA-256 of the RFC 8785 canonical JSON of a value (what payload.sha256 commits to). */
