@@ -117,13 +117,15 @@ interface Result {
   errors: number;
   /** CPU time (ms) the process in the middle (upstream, proxy or auditgate) spent per call. */
   cpuMsPerCall?: number;
+  /** The same for its main thread alone: the event loop every request goes through. */
+  mainCpuMsPerCall?: number;
 }
 
-/** utime + stime of a process in ms (Linux /proc; clock ticks are 10 ms). */
-function cpuMs(pid: number | undefined): number | undefined {
+/** utime + stime of a process (or of its main thread) in ms (Linux /proc; clock ticks are 10 ms). */
+function cpuMs(pid: number | undefined, mainThread = false): number | undefined {
   if (pid === undefined) return undefined;
   try {
-    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    const stat = readFileSync(mainThread ? `/proc/${pid}/task/${pid}/stat` : `/proc/${pid}/stat`, 'utf8');
     const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
     return (Number(fields[11]) + Number(fields[12])) * 10;
   } catch {
@@ -181,9 +183,17 @@ async function load(
   const end = measureFrom + SECONDS_S * 1000;
   let cpuStart: number | undefined;
   let cpuEnd: number | undefined;
+  let mainStart: number | undefined;
+  let mainEnd: number | undefined;
   const cpuTimers = [
-    setTimeout(() => (cpuStart = cpuMs(middlePid)), WARMUP_S * 1000),
-    setTimeout(() => (cpuEnd = cpuMs(middlePid)), (WARMUP_S + SECONDS_S) * 1000),
+    setTimeout(() => {
+      cpuStart = cpuMs(middlePid);
+      mainStart = cpuMs(middlePid, true);
+    }, WARMUP_S * 1000),
+    setTimeout(() => {
+      cpuEnd = cpuMs(middlePid);
+      mainEnd = cpuMs(middlePid, true);
+    }, (WARMUP_S + SECONDS_S) * 1000),
   ];
   const client = async (c: number) => {
     const init = await rpc({
@@ -239,6 +249,8 @@ async function load(
   const r: Result = { calls, seconds: SECONDS_S, latencies, errors, ...(rate ? { serviceLatencies } : {}) };
   if (cpuStart !== undefined && cpuEnd !== undefined && calls > 0)
     r.cpuMsPerCall = (cpuEnd - cpuStart) / calls;
+  if (mainStart !== undefined && mainEnd !== undefined && calls > 0)
+    r.mainCpuMsPerCall = (mainEnd - mainStart) / calls;
   return r;
 }
 
@@ -430,7 +442,7 @@ async function main(): Promise<void> {
     `**Saturation** — each client calls back to back (closed loop; p50 ≈ ${CLIENTS} / rate by Little's law):`,
   );
   console.log('');
-  console.log('| path | calls/s | p50 (ms) | p99 (ms) | CPU ms/call ¹ | vs bare proxy | errors |');
+  console.log('| path | calls/s | p50 (ms) | p99 (ms) | CPU ms/call ¹ (main thread) | vs bare proxy | errors |');
   console.log('|---|---:|---:|---:|---:|---|---:|');
   for (const s of sat) {
     const rel =
@@ -438,7 +450,7 @@ async function main(): Promise<void> {
         ? 'baseline'
         : `${Math.round((s.rate / bare.rate) * 100)} % of calls/s, p50 ${sign(s.p50 - bare.p50)} ms`;
     console.log(
-      `| ${s.name} | ${f1(s.rate)} | ${f2(s.p50)} | ${f2(s.p99)} | ${f2(s.cpu)} | ${rel} | ${s.errors} |`,
+      `| ${s.name} | ${f1(s.rate)} | ${f2(s.p50)} | ${f2(s.p99)} | ${f2(s.cpu)} (${f2(s.mainCpu)}) | ${rel} | ${s.errors} |`,
     );
   }
   console.log('');
@@ -447,18 +459,18 @@ async function main(): Promise<void> {
   );
   console.log('');
   console.log(
-    '| path | calls/s done | p50 (ms) | p99 (ms) | p50 send→answer (ms) | CPU ms/call ¹ | p50 vs bare proxy | errors |',
+    '| path | calls/s done | p50 (ms) | p99 (ms) | p50 send→answer (ms) | CPU ms/call ¹ (main thread) | p50 vs bare proxy | errors |',
   );
   console.log('|---|---:|---:|---:|---:|---:|---|---:|');
   for (const s of pac) {
     const rel = s === pacedBare ? 'baseline' : `${sign(s.p50 - pacedBare.p50)} ms`;
     console.log(
-      `| ${s.name} | ${f1(s.rate)} | ${f2(s.p50)} | ${f2(s.p99)} | ${f2(s.serviceP50)} | ${f2(s.cpu)} | ${rel} | ${s.errors} |`,
+      `| ${s.name} | ${f1(s.rate)} | ${f2(s.p50)} | ${f2(s.p99)} | ${f2(s.serviceP50)} | ${f2(s.cpu)} (${f2(s.mainCpu)}) | ${rel} | ${s.errors} |`,
     );
   }
   console.log('');
   console.log(
-    '¹ CPU time of the process in the middle per call: the upstream (direct), the proxy, or auditgate (its database server not included).',
+    '¹ CPU time of the process in the middle per call: the upstream (direct), the proxy, or auditgate (its database server not included); in brackets its main thread alone, the event loop every request goes through.',
   );
   console.log(
     "² bench/gateway-no-durability.ts: the gateway's code path with records going to a sink that resolves at once — its own cost, without the log's durable commits. Not a way to run auditgate.",
@@ -490,6 +502,7 @@ function summarise(rows: Row[]) {
   for (const row of rows) byName.set(row.name, [...(byName.get(row.name) ?? []), row.r]);
   return [...byName.entries()].map(([name, rs]) => {
     const cpu = rs.map((r) => r.cpuMsPerCall).filter((x): x is number => x !== undefined);
+    const main = rs.map((r) => r.mainCpuMsPerCall).filter((x): x is number => x !== undefined);
     return {
       name,
       rate: median(rs.map((r) => r.calls / r.seconds)),
@@ -498,6 +511,7 @@ function summarise(rows: Row[]) {
       serviceP50: median(rs.map((r) => pct(r.serviceLatencies ?? r.latencies, 50))),
       errors: rs.reduce((s, r) => s + r.errors, 0),
       cpu: cpu.length ? median(cpu) : NaN,
+      mainCpu: main.length ? median(main) : NaN,
     };
   });
 }

@@ -115,7 +115,7 @@ test('postgres: connection lost mid-traffic → prompt LogUnavailableError, then
 test("sqlite, commits on knex's connection: database refuses writes, then its connection closes, mid-traffic → prompt LogUnavailableError and recovery", async (t) => {
   const tdb = await createTestDb('sqlite');
   t.teardown(() => tdb.cleanup());
-  const log = await openTestLog(tdb.db, testSigner(), { appendTimeoutMs: 3_000, sqliteWriterThread: false });
+  const log = await openTestLog(tdb.db, testSigner(), { appendTimeoutMs: 3_000, sqliteGroupCommit: false });
   const load = traffic(log, 16);
   t.teardown(async () => {
     await load.stop();
@@ -148,7 +148,7 @@ test("sqlite, commits on knex's connection: database refuses writes, then its co
   await checkAcknowledged(t, log, load.outcomes, tdb.db);
 });
 
-test('sqlite, commits on the writer thread: another process holds the database lock mid-traffic → LogUnavailableError within the append timeout, then recovery', async (t) => {
+test('sqlite, group commit on the log\'s own connection: another process holds the database lock mid-traffic → LogUnavailableError within the append timeout, the event loop keeps running, then recovery', async (t) => {
   const tdb = await createTestDb('sqlite');
   t.teardown(() => tdb.cleanup());
   const log = await openTestLog(tdb.db, testSigner(), { appendTimeoutMs: 400 });
@@ -165,7 +165,17 @@ test('sqlite, commits on the writer thread: another process holds the database l
   const conn = (await other.client.acquireConnection()) as { exec(sql: string): void };
   conn.exec('BEGIN EXCLUSIVE');
   const downAt = performance.now();
+  // The writer waits for the lock with timers, never inside SQLite on the event loop.
+  let maxLag = 0;
+  let last = performance.now();
+  const lag = setInterval(() => {
+    const now = performance.now();
+    maxLag = Math.max(maxLag, now - last - 10);
+    last = now;
+  }, 10);
   await sleep(1_500);
+  clearInterval(lag);
+  t.true(maxLag < 250, `the event loop stalled for ${Math.round(maxLag)} ms while the lock was held`);
   const during = load.outcomes.filter((o) => o.startedAt > downAt + 50 && o.startedAt < downAt + 1_000);
   t.true(during.length > 0, 'appends were attempted while the lock was held');
   for (const o of during) {
