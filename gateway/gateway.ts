@@ -43,7 +43,7 @@ export interface GatewayStats {
 
 export class Gateway {
   readonly options: ResolvedOptions;
-  private readonly logger: GatewayLogger;
+  readonly logger: GatewayLogger;
   private readonly auditor: Auditor;
   private readonly targets = new Map<string, TargetSpec>();
   private readonly httpUpstreams = new Map<string, HttpUpstream>();
