@@ -1,6 +1,5 @@
-// Settings every SQLite connection of auditgate gets — knex's connection and the log's own writer
-// connection alike, so they cannot drift apart (the log's writer then changes two of them, see
-// audit/sqlite-group-writer.ts).
+// Settings every SQLite connection of auditgate gets — knex's connection and the log's writer
+// thread alike, so they cannot drift apart.
 
 export interface PragmaConnection {
   pragma(source: string): unknown;
@@ -10,7 +9,7 @@ export function prepareSqliteConnection(conn: PragmaConnection): void {
   // WAL + synchronous=FULL: a commit that returned survives power loss (NORMAL may lose it).
   conn.pragma('journal_mode = WAL');
   conn.pragma('synchronous = FULL');
-  // Several connections write the file (knex's, the log's, other processes'): wait for the lock.
+  // Two connections write the file (knex's and the log's writer thread): wait for the lock.
   conn.pragma('busy_timeout = 10000');
   conn.pragma('foreign_keys = ON');
 }

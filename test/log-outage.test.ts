@@ -115,7 +115,7 @@ test('postgres: connection lost mid-traffic → prompt LogUnavailableError, then
 test("sqlite, commits on knex's connection: database refuses writes, then its connection closes, mid-traffic → prompt LogUnavailableError and recovery", async (t) => {
   const tdb = await createTestDb('sqlite');
   t.teardown(() => tdb.cleanup());
-  const log = await openTestLog(tdb.db, testSigner(), { appendTimeoutMs: 3_000, sqliteGroupCommit: false });
+  const log = await openTestLog(tdb.db, testSigner(), { appendTimeoutMs: 3_000, sqliteWriterThread: false });
   const load = traffic(log, 16);
   t.teardown(async () => {
     await load.stop();
@@ -148,7 +148,7 @@ test("sqlite, commits on knex's connection: database refuses writes, then its co
   await checkAcknowledged(t, log, load.outcomes, tdb.db);
 });
 
-test('sqlite, group commit on the log\'s own connection: another process holds the database lock mid-traffic → LogUnavailableError within the append timeout, the event loop keeps running, then recovery', async (t) => {
+test('sqlite, commits on the writer thread: another process holds the database lock mid-traffic → LogUnavailableError within the append timeout, the event loop keeps running, then recovery', async (t) => {
   const tdb = await createTestDb('sqlite');
   t.teardown(() => tdb.cleanup());
   const log = await openTestLog(tdb.db, testSigner(), { appendTimeoutMs: 400 });
@@ -165,7 +165,7 @@ test('sqlite, group commit on the log\'s own connection: another process holds t
   const conn = (await other.client.acquireConnection()) as { exec(sql: string): void };
   conn.exec('BEGIN EXCLUSIVE');
   const downAt = performance.now();
-  // The writer waits for the lock with timers, never inside SQLite on the event loop.
+  // The writer thread waits for the lock; the event loop does not.
   let maxLag = 0;
   let last = performance.now();
   const lag = setInterval(() => {

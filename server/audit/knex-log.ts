@@ -77,8 +77,8 @@ export interface KnexLogOptions {
   indexDelayMs?: number;
   /** The self-check re-hashes at least this many of the newest entries (default 1000). */
   selfCheckSample?: number;
-  /** File-backed SQLite: group commit on a connection of the log's own (default true; see sqlite-group-writer.ts). */
-  sqliteGroupCommit?: boolean;
+  /** File-backed SQLite: commit on a writer thread of the log's own (default true). */
+  sqliteWriterThread?: boolean;
 }
 
 interface Pending {
@@ -147,14 +147,14 @@ export class KnexLog implements AuditLog {
       throw new RangeError('batchMaxSize must be ≥ 1');
     this.#db = db;
     this.store = new LogStore(db);
-    this.#writer = batchWriter(db, { groupCommit: opts.sqliteGroupCommit !== false });
+    this.#writer = batchWriter(db, { thread: opts.sqliteWriterThread !== false });
     this.origin = opts.origin;
     this.#opts = {
       checkpointTimer: true,
       appendTimeoutMs: 5_000,
       indexEvents: true,
       selfCheckSample: 1_000,
-      sqliteGroupCommit: true,
+      sqliteWriterThread: true,
       indexDelayMs: 20,
       ...opts,
     };

@@ -4,16 +4,17 @@
 // - PostgreSQL: ONE statement. Data-modifying CTEs compare-and-swap the state row and insert
 //   the entries and index rows only if the swap matched, so a batch costs one round trip and
 //   one implicit transaction, all or nothing.
-// - SQLite: sqlite-batch.ts. A database file is written on a connection of the log's own with
-//   group commit and an fsync off the event loop (sqlite-group-writer.ts); in-memory databases
-//   (and callers that ask) commit on knex's connection with synchronous=FULL instead.
+// - SQLite: sqlite-batch.ts, run on a writer thread of its own (sqlite-writer-thread.ts) so the
+//   synchronous commit and its fsync do not stall the event loop; in-memory databases (and
+//   callers that ask) commit on knex's connection instead.
 //
 // Both return false when the state row did not match (another writer committed first); nothing
 // was written then.
+import { Worker } from 'node:worker_threads';
 import { isPostgres, sqliteFile, toInt, type Db } from '../db.ts';
 import { AUDIT_EVENT_COLUMNS, type AuditEventRow } from './audit-events.ts';
 import { sqliteRunner, type SqliteConnection, type SqliteRunner } from './sqlite-batch.ts';
-import { SqliteGroupWriter } from './sqlite-group-writer.ts';
+import { pack, type WriterReply, type WriterRequest } from './sqlite-packed.ts';
 
 export interface BatchWrite {
   oldSize: number;
@@ -27,21 +28,20 @@ export interface BatchWriter {
   write(batch: BatchWrite): Promise<boolean>;
   /** Inserts audit_events rows of committed entries; rows already there are left as they are. */
   writeIndex(rows: AuditEventRow[]): Promise<void>;
-  /** Gets ready for the first write (opens the SQLite writer's connection). */
+  /** Gets ready for the first write (starts the SQLite writer thread); resolves when it is. */
   start(): Promise<void>;
-  /** Releases what the writer holds itself (the SQLite writer's connection); the Db stays the caller's. */
+  /** Releases what the writer holds itself (the SQLite writer thread); the Db stays the caller's. */
   close(): Promise<void>;
 }
 
 /**
- * The writer for this database. A file-backed SQLite database gets group commit on a connection of
- * the log's own unless `groupCommit` is false (then knex's connection commits with FULL, blocking the
- * event loop for each fsync: fine for a CLI command that appends a record or two).
+ * The writer for this database. A file-backed SQLite database is written from a thread of its own
+ * unless `thread` is false (then on knex's connection, blocking the event loop for each commit).
  */
-export function batchWriter(db: Db, opts: { groupCommit?: boolean } = {}): BatchWriter {
+export function batchWriter(db: Db, opts: { thread?: boolean } = {}): BatchWriter {
   if (isPostgres(db)) return new PgBatchWriter(db);
   const file = sqliteFile(db);
-  return file && opts.groupCommit !== false ? new SqliteGroupWriter(file) : new SqliteBatchWriter(db);
+  return file && opts.thread !== false ? new SqliteThreadWriter(file) : new SqliteBatchWriter(db);
 }
 
 const EVENT_TYPES: Record<(typeof AUDIT_EVENT_COLUMNS)[number], string> = {
@@ -166,4 +166,83 @@ class SqliteBatchWriter implements BatchWriter {
   async start(): Promise<void> {}
 
   async close(): Promise<void> {}
+}
+
+/** Commits on the log's SQLite writer thread (sqlite-writer-thread.ts), started on first use. */
+class SqliteThreadWriter implements BatchWriter {
+  #worker: Worker | undefined;
+  #ready: Promise<void> = Promise.resolve();
+  #pending = new Map<number, { resolve: (moved: boolean) => void; reject: (err: Error) => void }>();
+  #nextId = 1;
+  constructor(private readonly file: string) {}
+
+  #start(): Worker {
+    // The process runs TypeScript through tsx's loader, which a worker does not inherit: register
+    // it in the thread before importing the writer.
+    const tsx = import.meta.resolve('tsx/esm/api');
+    const entry = new URL('./sqlite-writer-thread.ts', import.meta.url).href;
+    const w = new Worker(
+      `import(${JSON.stringify(tsx)}).then((m) => { m.register(); return import(${JSON.stringify(entry)}); })`,
+      { eval: true, workerData: { file: this.file } },
+    );
+    w.on('message', (reply: WriterReply) => {
+      const p = this.#pending.get(reply.id);
+      if (!p) return;
+      this.#pending.delete(reply.id);
+      if ('error' in reply)
+        p.reject(Object.assign(new Error(reply.error.message), { code: reply.error.code }));
+      else p.resolve(reply.moved);
+      // An idle writer thread must not keep the process alive.
+      if (this.#pending.size === 0) w.unref();
+    });
+    const lost = (why: string) => {
+      if (this.#worker !== w) return;
+      this.#worker = undefined;
+      const err = new Error(`SQLite writer thread stopped: ${why}`);
+      for (const p of this.#pending.values()) p.reject(err);
+      this.#pending.clear();
+    };
+    w.on('error', (err) => lost(err.message));
+    w.on('exit', (code) => lost(`exit code ${code}`));
+    // The thread answers request 0 once it has loaded and tried to open the database.
+    this.#ready = new Promise<void>((resolve) =>
+      this.#pending.set(0, { resolve: () => resolve(), reject: () => resolve() }),
+    );
+    this.#worker = w;
+    return w;
+  }
+
+  /** Loading the thread takes a moment (its TypeScript loader, better-sqlite3): not on the first append's time. */
+  start(): Promise<void> {
+    if (!this.#worker) this.#start();
+    return this.#ready;
+  }
+
+  #send(req: WriterRequest, transfer = false): Promise<boolean> {
+    // Requests are answered in order by one thread: commits and index writes never interleave.
+    const w = this.#worker ?? this.#start();
+    return new Promise<boolean>((resolve, reject) => {
+      this.#pending.set(req.id, { resolve, reject });
+      w.ref();
+      if (transfer && 'packed' in req) w.postMessage(req, [req.packed.bytes.buffer as ArrayBuffer]);
+      else w.postMessage(req);
+    });
+  }
+
+  write(b: BatchWrite): Promise<boolean> {
+    return this.#send({ id: this.#nextId++, packed: pack(b, new Date().toISOString()) }, true);
+  }
+
+  async writeIndex(rows: AuditEventRow[]): Promise<void> {
+    await this.#send({ id: this.#nextId++, index: rows });
+  }
+
+  async close(): Promise<void> {
+    const w = this.#worker;
+    if (!w) return;
+    // Close the connection in the thread (SQLite checkpoints its WAL on the last close), then stop it.
+    await this.#send({ id: this.#nextId++, close: true }).catch(() => {});
+    this.#worker = undefined;
+    await w.terminate();
+  }
 }

@@ -15,7 +15,7 @@ export async function openCliLog(config: Config, db: Db): Promise<KnexLog> {
     checkpointIntervalMs: config.log.checkpointIntervalMs,
     // A short-lived process: the service's timer signs checkpoints; we must not hold the exit.
     checkpointTimer: false,
-    // One or two appends: knex's connection with synchronous=FULL, nothing to group.
-    sqliteGroupCommit: false,
+    // One or two appends: starting a writer thread would cost more than it saves.
+    sqliteWriterThread: false,
   });
 }
