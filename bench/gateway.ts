@@ -502,7 +502,7 @@ function summarise(rows: Row[]) {
   for (const row of rows) byName.set(row.name, [...(byName.get(row.name) ?? []), row.r]);
   return [...byName.entries()].map(([name, rs]) => {
     const cpu = rs.map((r) => r.cpuMsPerCall).filter((x): x is number => x !== undefined);
-    const main = rs.map((r) => r.mainCpuMsPerCall).filter((x): x is number => x !== undefined);
+    const mainCpu = rs.map((r) => r.mainCpuMsPerCall).filter((x): x is number => x !== undefined);
     return {
       name,
       rate: median(rs.map((r) => r.calls / r.seconds)),
@@ -511,7 +511,7 @@ function summarise(rows: Row[]) {
       serviceP50: median(rs.map((r) => pct(r.serviceLatencies ?? r.latencies, 50))),
       errors: rs.reduce((s, r) => s + r.errors, 0),
       cpu: cpu.length ? median(cpu) : NaN,
-      mainCpu: main.length ? median(main) : NaN,
+      mainCpu: mainCpu.length ? median(mainCpu) : NaN,
     };
   });
 }

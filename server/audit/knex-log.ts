@@ -53,7 +53,6 @@ import {
   type FsckResult,
 } from './log-check.ts';
 
-
 export type { FsckResult, FsckCheck } from './log-check.ts';
 
 export interface KnexLogOptions {
@@ -224,13 +223,12 @@ export class KnexLog implements AuditLog {
     if (record === null || typeof record !== 'object' || Array.isArray(record)) {
       return Promise.reject(new TypeError('an audit record must be a JSON object'));
     }
-    let text: string | undefined;
+    let text: string;
     try {
       text = canonicalJson(record);
     } catch (err) {
       return Promise.reject(new TypeError(`audit record cannot be canonicalised: ${(err as Error).message}`));
     }
-    if (text === undefined) return Promise.reject(new TypeError('audit record cannot be canonicalised'));
     return this.#enqueue(Buffer.from(text, 'utf8'), record);
   }
 
@@ -239,9 +237,7 @@ export class KnexLog implements AuditLog {
     try {
       const text = data.toString('utf8');
       parsed = JSON.parse(text);
-      const canonical = canonicalJson(parsed);
-      if (canonical === undefined || !Buffer.from(canonical, 'utf8').equals(data))
-        throw new Error('not canonical');
+      if (!Buffer.from(canonicalJson(parsed), 'utf8').equals(data)) throw new Error('not canonical');
     } catch {
       return Promise.reject(new TypeError('appendBytes takes the RFC 8785 canonical JSON bytes of a record'));
     }
