@@ -340,7 +340,7 @@ async function main(): Promise<void> {
   );
   const bareGatewayPort = await freePort();
   const bareGateway = await startProcess(
-    ['--import', 'tsx', 'bench/gateway-no-durability.ts', upstream.url, String(bareGatewayPort), 'bench-key'],
+    [...NODE_ARGS, '--import', 'tsx', 'bench/gateway-no-durability.ts', upstream.url, String(bareGatewayPort), 'bench-key'],
     { PATH: process.env.PATH ?? '' },
     /listening/,
   );
