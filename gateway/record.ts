@@ -87,7 +87,9 @@ export type RecordBuilder = (input: RecordInput, ctx: RecordContext) => AuditRec
 
 export function createRecordBuilder(opts: RecordBuilderOptions): RecordBuilder {
   const mask = opts.mask ?? identityMask;
-  const gateway = { instance: opts.instance, version: opts.version };
+  // The same for every record: serialised once.
+  const gateway = Object.freeze({ instance: opts.instance, version: opts.version });
+  rememberCanonical(gateway, canonicalJson(gateway));
   const now = opts.now ?? (() => new Date());
 
   const payloadOf = (body: unknown, mctx: MaskContext) => {

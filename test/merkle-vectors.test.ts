@@ -3,6 +3,7 @@
 import test from 'ava';
 import { readdirSync, readFileSync } from 'node:fs';
 import { join, relative } from 'node:path';
+import { createHash } from 'node:crypto';
 import { fileURLToPath } from 'node:url';
 import {
   EMPTY_ROOT,
@@ -152,3 +153,13 @@ for (const file of consistencyFiles) {
     }
   });
 }
+
+test('leafHash is SHA-256(0x00 ‖ data) for every size, and a short leaf after a long one sees none of its bytes', (t) => {
+  const reference = (d: Uint8Array) => createHash('sha256').update(Buffer.from([0])).update(d).digest();
+  // Around the reused-buffer limit (64 KiB) and the sizes records have; long before short on purpose.
+  for (const size of [200_000, 65_536, 65_535, 1_700, 33, 1, 0]) {
+    const data = Buffer.alloc(size, size % 251);
+    t.deepEqual(leafHash(data), reference(data), `size ${size}`);
+    t.deepEqual(leafHash(data.subarray(0, size >> 1)), reference(data.subarray(0, size >> 1)), `size ${size >> 1}`);
+  }
+});

@@ -256,7 +256,7 @@ class SqliteThreadWriter implements BatchWriter {
   }
 
   async writeIndex(rows: AuditEventRow[]): Promise<void> {
-    await this.#send({ id: this.#nextId++, index: rows });
+    await this.#send({ id: this.#nextId++, index: JSON.stringify(rows) });
   }
 
   async close(): Promise<void> {

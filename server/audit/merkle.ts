@@ -14,8 +14,16 @@ export const EMPTY_ROOT: Buffer = createHash('sha256').digest();
 const LEAF_PREFIX = Buffer.from([0x00]);
 const NODE_PREFIX = Buffer.from([0x01]);
 
+// Leaves up to this size are hashed from one reused buffer with the one-shot hash (a Hash object
+// with two updates cost ≈ 2.5× as much for a 1.7 KiB record); larger ones stream.
+const LEAF_SCRATCH = 64 * 1024;
+let leafInput: Buffer | undefined;
+
 export function leafHash(data: Uint8Array): Buffer {
-  return createHash('sha256').update(LEAF_PREFIX).update(data).digest();
+  if (data.length >= LEAF_SCRATCH) return createHash('sha256').update(LEAF_PREFIX).update(data).digest();
+  leafInput ??= Buffer.alloc(1 + LEAF_SCRATCH);
+  leafInput.set(data, 1);
+  return hash('sha256', leafInput.subarray(0, 1 + data.length), 'buffer') as unknown as Buffer;
 }
 
 // One reused input buffer and the one-shot hash: ≈ 40 % less time than a Hash object per node, and

@@ -8,6 +8,7 @@ import { parentPort, workerData } from 'node:worker_threads';
 import { prepareSqliteConnection, type PragmaConnection } from '../sqlite-connection.ts';
 import { HASH_SIZE } from './merkle.ts';
 import { sqliteRunner, type SqliteConnection, type SqliteRunner } from './sqlite-batch.ts';
+import type { AuditEventRow } from './audit-events.ts';
 import { unpack, type WriterReply, type WriterRequest } from './sqlite-packed.ts';
 
 type Connection = SqliteConnection & PragmaConnection & { close(): void };
@@ -59,7 +60,7 @@ port.on('message', (req: WriterRequest) => {
   let reply: WriterReply;
   try {
     if ('index' in req) {
-      open().index(req.index);
+      open().index(JSON.parse(req.index) as AuditEventRow[]);
       reply = { id: req.id, moved: true };
     } else reply = { id: req.id, moved: open().commit(unpack(req.packed, HASH_SIZE)) };
   } catch (err) {

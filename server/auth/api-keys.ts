@@ -1,7 +1,7 @@
 // API keys: creation, listing, revocation and the per-request check. The key a client holds is
 // `agk_<id>_<secret>`; only SHA-256(secret) is stored, so a database dump yields no usable key,
 // and the recognisable prefix + id let a leaked key be spotted (secret scanning) and revoked.
-import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
+import { hash, randomBytes, timingSafeEqual } from 'node:crypto';
 import type { Db } from '../db.ts';
 import { isRole, type Role } from './roles.ts';
 
@@ -87,7 +87,7 @@ export function looksLikeApiKey(presented: string): boolean {
 }
 
 function sha256(s: string): Buffer {
-  return createHash('sha256').update(s, 'utf8').digest();
+  return hash('sha256', s, 'buffer') as unknown as Buffer;
 }
 
 /** `30d`, `12h`, `45m`, `2w`, or an ISO 8601 date/time; returns an ISO UTC timestamp in the future. */
