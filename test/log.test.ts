@@ -347,6 +347,8 @@ for (const kind of DB_KINDS) {
       event: 'custom',
       ts: '2026-01-02T03:04:05+02:00',
       mcp: { target: 'x\u0000y'.padEnd(2_000, 'z'), http_status: 'nope' },
+      // A lone surrogate has no UTF-8 form; a pair cut at the 512-unit limit leaves one too.
+      actor: { subject: 'eve\ud800', key_id: 'k'.repeat(511) + '\ud83d\ude00' },
     });
     const i2 = await log.appendBytes(Buffer.from('{"actor":{"subject":"dave"},"v":1}'));
     t.is(await log.syncIndex(), 3);
@@ -379,6 +381,8 @@ for (const kind of DB_KINDS) {
     t.is(r1.target.length, 512, 'long values are cut in the index');
     t.false(r1.target.includes('\u0000'));
     t.is(r1.http_status, null);
+    t.is(r1.subject, 'eve\ufffd');
+    t.is(r1.key_id, 'k'.repeat(511) + '\ufffd');
     t.is(Number(r2.idx), i2);
     t.is(r2.subject, 'dave');
     t.is(r2.event, null);

@@ -53,11 +53,17 @@ const MAX_TEXT = 512;
 const obj = (v: unknown): Record<string, unknown> | undefined =>
   v !== null && typeof v === 'object' && !Array.isArray(v) ? (v as Record<string, unknown>) : undefined;
 
+// ES2024's String well-formedness methods (Node 20 has them; the project's lib is ES2023).
+type WellFormed = { isWellFormed(): boolean; toWellFormed(): string };
+
 function text(v: unknown): string | null {
   if (typeof v !== 'string') return null;
   // PostgreSQL text cannot hold NUL.
-  const s = v.includes('\u0000') ? v.replaceAll('\u0000', '\ufffd') : v;
-  return s.length > MAX_TEXT ? s.slice(0, MAX_TEXT) : s;
+  let s = v.includes('\u0000') ? v.replaceAll('\u0000', '\ufffd') : v;
+  if (s.length > MAX_TEXT) s = s.slice(0, MAX_TEXT);
+  // A lone surrogate (or a pair the cut above split) has no UTF-8 form; rows cross to the
+  // database as JSON, whose parser refuses one.
+  return (s as unknown as WellFormed).isWellFormed() ? s : (s as unknown as WellFormed).toWellFormed();
 }
 
 function int32(v: unknown): number | null {

@@ -44,35 +44,18 @@ export function batchWriter(db: Db, opts: { thread?: boolean } = {}): BatchWrite
   return file && opts.thread !== false ? new SqliteThreadWriter(file) : new SqliteBatchWriter(db);
 }
 
-const EVENT_TYPES: Record<(typeof AUDIT_EVENT_COLUMNS)[number], string> = {
-  idx: 'bigint',
-  ts: 'timestamptz',
-  event: 'text',
-  direction: 'text',
-  kind: 'text',
-  target: 'text',
-  transport: 'text',
-  session: 'text',
-  jsonrpc_method: 'text',
-  name: 'text',
-  subject: 'text',
-  auth_method: 'text',
-  key_id: 'text',
-  issuer: 'text',
-  client_address: 'text',
-  http_status: 'integer',
-  latency_ms: 'double precision',
-  decision: 'text',
-  rule: 'text',
-};
-
 // PostgreSQL accepts at most 65,535 parameters per statement: 3 per entry.
 const PG_MAX_ROWS = 20_000;
 
 /** The one method of a node-postgres client the batch writer calls. */
 interface PgConnection {
-  query(q: { name?: string; text: string; values: unknown[] }): Promise<{ rows: Array<Record<string, unknown>> }>;
+  query(q: { name?: string; text: string; values?: unknown[] }): Promise<{ rows: Array<Record<string, unknown>> }>;
 }
+
+const PG_INDEX_COLUMNS = AUDIT_EVENT_COLUMNS.join(', ');
+const PG_INDEX_SQL =
+  `INSERT INTO audit_events (${PG_INDEX_COLUMNS}) SELECT ${PG_INDEX_COLUMNS} ` +
+  `FROM json_populate_recordset(NULL::audit_events, $1::json) ON CONFLICT (idx) DO NOTHING`;
 
 /** Batch sizes whose statement stays prepared on each connection (sizes repeat: the limit, small bursts). */
 const PG_PREPARED_SIZES = 64;
@@ -102,20 +85,23 @@ class PgBatchWriter implements BatchWriter {
 
   async writeIndex(rows: AuditEventRow[]): Promise<void> {
     if (rows.length === 0) return;
-    // One array per column (unnest): 19 parameters instead of 19 per row, which PostgreSQL parses
-    // and plans several times faster.
-    const cols = AUDIT_EVENT_COLUMNS.join(', ');
-    // Index rows are rebuilt from the entries when the log opens, so their commit need not wait
-    // for the WAL flush (an asynchronous commit: a crash may lose it, never corrupts anything).
-    await this.db.transaction(async (trx) => {
-      await trx.raw('SET LOCAL synchronous_commit = off');
-      await trx.raw(
-        `INSERT INTO audit_events (${cols}) SELECT * FROM unnest(` +
-          AUDIT_EVENT_COLUMNS.map((c) => `?::${EVENT_TYPES[c]}[]`).join(', ') +
-          `) AS v(${cols}) ON CONFLICT (idx) DO NOTHING`,
-        AUDIT_EVENT_COLUMNS.map((c) => rows.map((r) => r[c])) as never[],
-      );
-    });
+    // The rows travel as one JSON parameter: node-postgres escaped every element of 19 text
+    // arrays (the unnest form) at several times the cost of JSON.stringify.
+    const conn = (await this.db.client.acquireConnection()) as PgConnection;
+    try {
+      // Index rows are rebuilt from the entries when the log opens, so their commit need not
+      // wait for the WAL flush (an asynchronous commit: a crash may lose it, never corrupts).
+      await conn.query({ text: 'BEGIN; SET LOCAL synchronous_commit = off' });
+      try {
+        await conn.query({ name: 'auditgate_index_rows', text: PG_INDEX_SQL, values: [JSON.stringify(rows)] });
+        await conn.query({ text: 'COMMIT' });
+      } catch (err) {
+        await conn.query({ text: 'ROLLBACK' }).catch(() => {});
+        throw err;
+      }
+    } finally {
+      await this.db.client.releaseConnection(conn);
+    }
   }
 
   async write(b: BatchWrite): Promise<boolean> {
