@@ -9,7 +9,7 @@
 // generator is this process. Prints Markdown for docs/performance.md.
 //
 //   npm run bench:gateway -- [--seconds 6] [--warmup 2] [--prewarm 8] [--clients 32] [--rounds 5] [--db sqlite --db postgres]
-//                            [--paced-share 0.5 | --rate N] [--paced-rounds N] [--only REGEX] [--compare DIR] [--log-batch-delay MS]
+//                            [--paced-share 0.5 | --rate N] [--paced-rounds N] [--only REGEX] [--compare DIR]… [--log-batch-delay MS]
 //
 // Two phases: saturation (every client calls back to back: the most calls/s a path sustains), then
 // every path at the same offered load — by default half the bare proxy's saturation rate — where
@@ -37,8 +37,8 @@ const { values: args } = parseArgs({
     'log-batch-delay': { type: 'string' },
     /** Run only the paths whose name matches this regular expression (e.g. "SQLite|code only"); the bare proxy always runs. */
     only: { type: 'string' },
-    /** Another checkout (e.g. a git worktree of an earlier commit) whose auditgate runs as extra paths. */
-    compare: { type: 'string' },
+    /** Other checkouts (e.g. git worktrees of earlier commits) whose auditgate runs as extra paths. */
+    compare: { type: 'string', multiple: true },
     /** Total calls/s for the paced phase (default: --paced-share of the bare proxy's saturation rate). */
     rate: { type: 'string' },
     'paced-share': { type: 'string', default: '0.5' },
@@ -346,14 +346,15 @@ async function main(): Promise<void> {
   );
   const gateways = new Map<string, Awaited<ReturnType<typeof startAuditgate>>>();
   for (const kind of KINDS) gateways.set(kind, await startAuditgate(kind, upstream.url));
-  const compare = args.compare ? resolve(args.compare) : undefined;
-  const compareLabel = compare
-    ? spawnSync('git', ['-C', compare, 'log', '-1', '--format=%h'], { encoding: 'utf8' }).stdout.trim() ||
-      compare
-    : '';
-  if (compare)
-    for (const kind of KINDS)
-      gateways.set(`compare:${kind}`, await startAuditgate(kind, upstream.url, compare));
+  const compareLabels = new Map<string, string>();
+  for (const dir of (args.compare ?? []).map((d) => resolve(d))) {
+    const label = spawnSync('git', ['-C', dir, 'log', '-1', '--format=%h'], { encoding: 'utf8' }).stdout.trim() || dir;
+    for (const kind of KINDS) {
+      const id = `compare:${label}:${kind}`;
+      compareLabels.set(id, label);
+      gateways.set(id, await startAuditgate(kind, upstream.url, dir));
+    }
+  }
   const saturated: Row[] = [];
   const paced: Row[] = [];
   let pacedRate = 0;
@@ -374,10 +375,11 @@ async function main(): Promise<void> {
       ],
       ...[...gateways.keys()].map((id): [string, Run] => {
         const g = gateways.get(id)!;
-        const kind = id.replace('compare:', '');
+        const kind = id.slice(id.lastIndexOf(':') + 1);
         const name = `auditgate, ${kind === 'sqlite' ? 'SQLite' : 'PostgreSQL'}`;
+        const label = compareLabels.get(id);
         return [
-          id.startsWith('compare:') ? `${name} — ${compareLabel} (--compare)` : name,
+          label ? `${name} — ${label} (--compare)` : name,
           (w) => load(g.url, { authorization: `Bearer ${g.key}` }, g.child.pid, w),
         ];
       }),
@@ -394,8 +396,11 @@ async function main(): Promise<void> {
       }
     }
     // 1. Saturation: every client calls back to back — the most calls/s each path sustains.
+    // Each round starts at a different path, so none always runs in the same slot (right after
+    // the proxy, or after another database's run).
+    const rotated = (round: number) => plan.map((_, i) => plan[(i + round) % plan.length]!);
     for (let round = 0; round < ROUNDS; round++) {
-      for (const [name, run] of plan) {
+      for (const [name, run] of rotated(round)) {
         console.error(`  saturation round ${round + 1}: ${name} …`);
         saturated.push({ name, r: await run() });
       }
@@ -406,7 +411,7 @@ async function main(): Promise<void> {
     const bareRates = saturated.filter((x) => x.name.startsWith('bare')).map((x) => x.r.calls / x.r.seconds);
     pacedRate = args.rate ? Number(args.rate) : Math.round(median(bareRates) * PACED_SHARE);
     for (let round = 0; round < PACED_ROUNDS; round++) {
-      for (const [name, run] of plan) {
+      for (const [name, run] of rotated(round)) {
         console.error(`  ${pacedRate} calls/s round ${round + 1}: ${name} …`);
         paced.push({ name, r: await run({ warmup: WARMUP, seconds: SECONDS, rate: pacedRate }) });
       }
