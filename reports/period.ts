@@ -67,9 +67,15 @@ export function previousPeriod(p: Period): Period {
     return parsePeriod(iso(d).slice(0, 7));
   }
   if (/^\d{4}$/.test(p.label)) return parsePeriod(String(Number(p.label) - 1));
+  // An explicit range: the range of the same length just before it. Ranges that are not whole
+  // days (a bundle for part of a day) keep their times; rounding them to dates gave an empty or
+  // wrong previous period.
   const len = Date.parse(p.end) - Date.parse(p.start);
-  const start = new Date(Date.parse(p.start) - len);
-  return parsePeriod(`${iso(start).slice(0, 10)}..${p.start.slice(0, 10)}`);
+  const start = iso(new Date(Date.parse(p.start) - len));
+  const end = iso(new Date(p.start));
+  const midnight = (t: string) => t.endsWith('T00:00:00.000Z');
+  const label = midnight(start) && midnight(end) ? `${start.slice(0, 10)}..${end.slice(0, 10)}` : `${start}..${end}`;
+  return { label, start, end };
 }
 
 /** The period of kind `kind` that ended most recently at or before `at`. */

@@ -102,6 +102,17 @@ for (const kind of DB_KINDS) {
   });
 }
 
+test('sqlite: a bundle for part of one day, reports included, holds exactly that part and verifies', async (t) => {
+  // The access review compares with the period before, which for 10 s at 00:00:10 lies on the
+  // same date: rounding it to dates gave "2026-09-02..2026-09-02" and the bundle failed.
+  const s = await setup('sqlite', true);
+  t.teardown(() => s.cleanup());
+  const r = await s.service.bundle({ from: new Date('2026-09-02T00:00:10Z'), to: new Date('2026-09-02T00:00:20Z'), actor: ACTOR });
+  t.is(r.row.firstIndex, 10);
+  t.is(r.row.endIndex, 20);
+  t.deepEqual(r.checks.filter((l) => l.status !== 'PASS').map((l) => `${l.check}: ${l.detail}`), []);
+});
+
 test('sqlite: a download is recorded before the bytes are handed out; a changed period is a conflict, never a replacement', async (t) => {
   const s = await setup('sqlite', false);
   t.teardown(() => s.cleanup());

@@ -28,6 +28,20 @@ test('periods are half-open UTC ranges', (t) => {
   t.is(parsePeriod('2026-07-01..2026-07-15').end, '2026-07-15T00:00:00.000Z');
   t.is(previousPeriod(parsePeriod('2026-Q1')).label, '2025-Q4');
   t.is(previousPeriod(parsePeriod('2026-01')).label, '2025-12');
+  t.deepEqual(previousPeriod(parsePeriod('2026-07-10..2026-07-17')), {
+    label: '2026-07-03..2026-07-10',
+    start: '2026-07-03T00:00:00.000Z',
+    end: '2026-07-10T00:00:00.000Z',
+  });
+  // Part of a day (an on-demand bundle): the same length just before, times kept.
+  const partOfDay = { label: 'x', start: '2026-11-26T02:00:00.000Z', end: '2026-11-26T02:16:00.000Z' };
+  t.deepEqual(previousPeriod(partOfDay), {
+    label: '2026-11-26T01:44:00.000Z..2026-11-26T02:00:00.000Z',
+    start: '2026-11-26T01:44:00.000Z',
+    end: '2026-11-26T02:00:00.000Z',
+  });
+  const acrossDays = { label: 'x', start: '2026-11-02T12:00:00.000Z', end: '2026-11-03T18:00:00.000Z' };
+  t.is(previousPeriod(acrossDays).start, '2026-11-01T06:00:00.000Z');
   t.is(lastCompletePeriod('quarter', new Date('2026-10-01T06:00:00Z')).label, '2026-Q3');
   t.is(lastCompletePeriod('month', new Date('2026-01-01T06:00:00Z')).label, '2025-12');
   for (const bad of ['2026-Q5', '2026-13', 'last quarter', '2026-07-10..2026-07-01'])
