@@ -82,7 +82,11 @@ export const command: Command = {
         for (const l of r.checks) io.out(`${l.status.padEnd(4)} ${l.check}: ${l.detail}`);
         io.out('');
         const b = r.row;
-        io.out(`bundle ${b.bundleId}: records ${b.firstIndex}..${b.endIndex - 1} (${b.endIndex - b.firstIndex})`);
+        io.out(
+          b.endIndex > b.firstIndex
+            ? `bundle ${b.bundleId}: records ${b.firstIndex}..${b.endIndex - 1} (${b.endIndex - b.firstIndex})`
+            : `bundle ${b.bundleId}: no records in the period (the log's size was ${b.firstIndex} at both ends)`,
+        );
         io.out(`archive SHA-256 ${b.archiveSha256} (${b.archiveSize} bytes), signed by ${b.signerKeyId}`);
         io.out(`stored at ${b.location} (checked by ${b.verifiedBy}${b.retentionMode ? `; ${b.retentionMode} until ${b.retainUntil}` : ''})`);
         io.out(r.created ? `recorded in the audit log as entry ${b.logIdx}` : `already produced earlier with the same bytes (log entry ${b.logIdx}); nothing new recorded`);
