@@ -44,6 +44,19 @@ export function batchWriter(db: Db, opts: { thread?: boolean } = {}): BatchWrite
   return file && opts.thread !== false ? new SqliteThreadWriter(file) : new SqliteBatchWriter(db);
 }
 
+/**
+ * Runs `fn` on one connection of knex's pool, below its query builder. A connection that failed
+ * is marked by knex's driver glue and dropped from the pool when it is released.
+ */
+async function withConnection<C, T>(db: Db, fn: (conn: C) => Promise<T>): Promise<T> {
+  const conn = (await db.client.acquireConnection()) as C;
+  try {
+    return await fn(conn);
+  } finally {
+    await db.client.releaseConnection(conn);
+  }
+}
+
 // PostgreSQL accepts at most 65,535 parameters per statement: 3 per entry.
 const PG_MAX_ROWS = 20_000;
 
@@ -87,8 +100,7 @@ class PgBatchWriter implements BatchWriter {
     if (rows.length === 0) return;
     // The rows travel as one JSON parameter: node-postgres escaped every element of 19 text
     // arrays (the unnest form) at several times the cost of JSON.stringify.
-    const conn = (await this.db.client.acquireConnection()) as PgConnection;
-    try {
+    await withConnection(this.db, async (conn: PgConnection) => {
       // Index rows are rebuilt from the entries when the log opens, so their commit need not
       // wait for the WAL flush (an asynchronous commit: a crash may lose it, never corrupts).
       await conn.query({ text: 'BEGIN; SET LOCAL synchronous_commit = off' });
@@ -99,9 +111,7 @@ class PgBatchWriter implements BatchWriter {
         await conn.query({ text: 'ROLLBACK' }).catch(() => {});
         throw err;
       }
-    } finally {
-      await this.db.client.releaseConnection(conn);
-    }
+    });
   }
 
   async write(b: BatchWrite): Promise<boolean> {
@@ -115,15 +125,10 @@ class PgBatchWriter implements BatchWriter {
     // A named statement is parsed and planned once per connection and batch size; parsing and
     // planning this statement anew was most of PostgreSQL's CPU per batch. The statement goes
     // to node-postgres directly (a pooled connection of knex's): knex's raw() would resend it
-    // unnamed each time. A connection that fails is marked by knex and dropped from the pool.
+    // unnamed each time.
     const name = this.#sql.get(b.entries.length) === text ? `auditgate_log_batch_${b.entries.length}` : undefined;
-    const conn = (await this.db.client.acquireConnection()) as PgConnection;
-    try {
-      const r = await conn.query({ name, text, values });
-      return toInt(r.rows[0]!.moved as number | string) === 1;
-    } finally {
-      await this.db.client.releaseConnection(conn);
-    }
+    const r = await withConnection(this.db, (conn: PgConnection) => conn.query({ name, text, values }));
+    return toInt(r.rows[0]!.moved as number | string) === 1;
   }
 
   async #writeInTransaction(b: BatchWrite): Promise<boolean> {
@@ -153,14 +158,11 @@ class SqliteBatchWriter implements BatchWriter {
   async #with<T>(fn: (run: SqliteRunner) => T): Promise<T> {
     // knex's pool hands out the single better-sqlite3 connection; holding it keeps knex queries
     // from interleaving with this transaction.
-    const conn = (await this.db.client.acquireConnection()) as SqliteConnection;
-    try {
+    return withConnection(this.db, async (conn: SqliteConnection) => {
       let run = this.#runners.get(conn);
       if (!run) this.#runners.set(conn, (run = sqliteRunner(conn)));
       return fn(run);
-    } finally {
-      await this.db.client.releaseConnection(conn);
-    }
+    });
   }
 
   write(b: BatchWrite): Promise<boolean> {
