@@ -46,7 +46,7 @@ export function parsePeriod(text: string): Period {
         `period ${JSON.stringify(text)}: expected two valid dates, the first before the second`,
       );
     }
-    return { label: s, start: iso(a), end: iso(b) };
+    return rangePeriod(a, b);
   }
   throw new PeriodError(
     `period ${JSON.stringify(text)}: expected YYYY-Qn (2026-Q3), YYYY-MM (2026-08), YYYY or YYYY-MM-DD..YYYY-MM-DD`,
@@ -67,15 +67,21 @@ export function previousPeriod(p: Period): Period {
     return parsePeriod(iso(d).slice(0, 7));
   }
   if (/^\d{4}$/.test(p.label)) return parsePeriod(String(Number(p.label) - 1));
-  // An explicit range: the range of the same length just before it. Ranges that are not whole
-  // days (a bundle for part of a day) keep their times; rounding them to dates gave an empty or
-  // wrong previous period.
+  // An explicit range: the range of the same length just before it, times kept (rounding a range
+  // that is part of a day to dates gave an empty or wrong previous period).
   const len = Date.parse(p.end) - Date.parse(p.start);
-  const start = iso(new Date(Date.parse(p.start) - len));
-  const end = iso(new Date(p.start));
+  return rangePeriod(new Date(Date.parse(p.start) - len), p.start);
+}
+
+/**
+ * The explicit range [start, end): labelled by its dates when both ends are midnight UTC
+ * (2026-07-01..2026-10-01), else by its ISO times (an evidence bundle for part of a day).
+ */
+export function rangePeriod(start: Date | string, end: Date | string): Period {
+  const s = iso(new Date(start));
+  const e = iso(new Date(end));
   const midnight = (t: string) => t.endsWith('T00:00:00.000Z');
-  const label = midnight(start) && midnight(end) ? `${start.slice(0, 10)}..${end.slice(0, 10)}` : `${start}..${end}`;
-  return { label, start, end };
+  return { label: midnight(s) && midnight(e) ? `${s.slice(0, 10)}..${e.slice(0, 10)}` : `${s}..${e}`, start: s, end: e };
 }
 
 /** The period of kind `kind` that ended most recently at or before `at`. */

@@ -4,7 +4,7 @@
 // by the caller, so a rebuild of the bundle gives the same bytes.
 import type { Db } from '../db.ts';
 import type { KnexLog } from '../audit/knex-log.ts';
-import { parsePeriod, type Period } from '../../reports/period.ts';
+import { parsePeriod, rangePeriod, type Period } from '../../reports/period.ts';
 import type { EvidenceReport, JobRunRef } from '../../reports/evidence/types.ts';
 import { generateReport, REPORT_KINDS } from '../reports/generate.ts';
 import { loadReportsConfig } from '../reports/report-config.ts';
@@ -17,15 +17,11 @@ export function reportPeriod(from: string, to: string): Period {
   const t = new Date(to);
   const y = f.getUTCFullYear();
   const m = f.getUTCMonth();
-  const candidates = [`${y}`, `${y}-Q${Math.floor(m / 3) + 1}`, `${y}-${String(m + 1).padStart(2, '0')}`];
-  if (f.toISOString().slice(10) === 'T00:00:00.000Z' && t.toISOString().slice(10) === 'T00:00:00.000Z') {
-    candidates.push(`${from.slice(0, 10)}..${to.slice(0, 10)}`);
-  }
-  for (const c of candidates) {
+  for (const c of [`${y}`, `${y}-Q${Math.floor(m / 3) + 1}`, `${y}-${String(m + 1).padStart(2, '0')}`]) {
     const p = parsePeriod(c);
     if (p.start === f.toISOString() && p.end === t.toISOString()) return p;
   }
-  return { label: `${f.toISOString()}..${t.toISOString()}`, start: f.toISOString(), end: t.toISOString() };
+  return rangePeriod(f, t);
 }
 
 export interface ReportsSourceOptions {
