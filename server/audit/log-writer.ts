@@ -74,26 +74,29 @@ const PG_INDEX_SQL =
 const PG_PREPARED_SIZES = 64;
 
 class PgBatchWriter implements BatchWriter {
-  #sql = new Map<number, string>();
+  /** Per batch size: the statement, and its name while it is one of the sizes kept prepared. */
+  #statements = new Map<number, { text: string; name?: string }>();
   constructor(private readonly db: Db) {}
 
-  #statement(entries: number): string {
-    let sql = this.#sql.get(entries);
-    if (sql) return sql;
+  #statement(entries: number): { text: string; name?: string } {
+    const known = this.#statements.get(entries);
+    if (known) return known;
     // Entries as VALUES rows: pg sends Buffers as binary parameters.
     let values = '';
     for (let i = 0, p = 5; i < entries; i++, p += 3) {
       values += `${i ? ', ' : ''}($${p}::bigint, $${p + 1}::bytea, $${p + 2}::bytea)`;
     }
-    sql =
+    const text =
       `WITH cas AS (UPDATE log_state SET size = $1, root = $2, updated_at = now() ` +
       `WHERE id = 1 AND size = $3 AND root = $4 RETURNING size), ` +
       `ent AS (INSERT INTO log_entries (idx, data, hashes) SELECT v.idx, v.data, v.hashes FROM (VALUES ` +
       values +
       `) AS v(idx, data, hashes) WHERE EXISTS (SELECT 1 FROM cas))` +
       ` SELECT count(*) AS moved FROM cas`;
-    if (this.#sql.size < PG_PREPARED_SIZES) this.#sql.set(entries, sql);
-    return sql;
+    if (this.#statements.size >= PG_PREPARED_SIZES) return { text };
+    const statement = { text, name: `auditgate_log_batch_${entries}` };
+    this.#statements.set(entries, statement);
+    return statement;
   }
 
   async writeIndex(rows: AuditEventRow[]): Promise<void> {
@@ -121,12 +124,11 @@ class PgBatchWriter implements BatchWriter {
     }
     const values: unknown[] = [b.newSize, b.newRoot, b.oldSize, b.oldRoot];
     for (const e of b.entries) values.push(e.idx, e.data, e.hashes);
-    const text = this.#statement(b.entries.length);
     // A named statement is parsed and planned once per connection and batch size; parsing and
     // planning this statement anew was most of PostgreSQL's CPU per batch. The statement goes
     // to node-postgres directly (a pooled connection of knex's): knex's raw() would resend it
     // unnamed each time.
-    const name = this.#sql.get(b.entries.length) === text ? `auditgate_log_batch_${b.entries.length}` : undefined;
+    const { text, name } = this.#statement(b.entries.length);
     const r = await withConnection(this.db, (conn: PgConnection) => conn.query({ name, text, values }));
     return toInt(r.rows[0]!.moved as number | string) === 1;
   }
