@@ -362,6 +362,8 @@ export async function relaySse(deps: HttpDeps, o: RelayOptions): Promise<void> {
         }
       }
       await deps.auditor.appendPersistent(inputs, o.ctx, () => !writer.closed);
+      // Every request this stream was opened for is answered: servers end the stream now.
+      if (open.size === 0 && o.expected.length > 0) return writer.write(ev, true);
     }
     return writer.write(ev);
   };

@@ -88,11 +88,24 @@ export class SseWriter {
     else this.closeHandlers.push(fn);
   }
 
-  /** Writes one event; resolves false when the client is gone. Waits for drain under backpressure. */
-  async write(ev: SseEvent | string): Promise<boolean> {
+  /**
+   * Writes one event; resolves false when the client is gone. Waits for drain under backpressure.
+   * `last`: the stream is expected to end right after this event (it answers the last open
+   * request). The event is then held until the end of this turn of the event loop, so that an
+   * end() within the turn goes out in the same write as the event: one system call and one
+   * segment to the client instead of two. If the stream goes on, the event leaves at the turn's
+   * end anyway.
+   */
+  async write(ev: SseEvent | string, last = false): Promise<boolean> {
     if (this.closed) return false;
     const text = typeof ev === 'string' ? ev : formatSseEvent(ev);
     this.clearFlush();
+    if (last) {
+      this.res.cork();
+      setImmediate(() => {
+        if (!this.res.writableEnded) this.res.uncork();
+      });
+    }
     if (this.res.write(text)) return true;
     return new Promise<boolean>((resolve) => {
       const done = (ok: boolean) => {
