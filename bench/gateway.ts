@@ -17,7 +17,7 @@
 // every path at the same offered load — by default half the bare proxy's saturation rate — where
 // p50/p99 say what each path adds per call, not how long its queue is.
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { readFileSync, writeFileSync } from 'node:fs';
+import { readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { cpus, release, totalmem } from 'node:os';
 import { join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
@@ -121,6 +121,10 @@ interface Result {
   cpuMsPerCall?: number;
   /** The same for its main thread alone: the event loop every request goes through. */
   mainCpuMsPerCall?: number;
+  /** CPU time of the PostgreSQL server's processes per call (auditgate on PostgreSQL only). */
+  dbCpuMsPerCall?: number;
+  /** CPU time of the whole machine per call (every process: load generator, upstream, middle, database). */
+  machineCpuMsPerCall?: number;
 }
 
 /** utime + stime of a process (or of its main thread) in ms (Linux /proc; clock ticks are 10 ms). */
@@ -133,6 +137,30 @@ function cpuMs(pid: number | undefined, mainThread = false): number | undefined 
   } catch {
     return undefined;
   }
+}
+
+/** utime + stime of every PostgreSQL server process in ms (the server runs on this machine). */
+function postgresCpuMs(): number {
+  let ms = 0;
+  for (const pid of readdirSync('/proc')) {
+    if (!/^\d+$/.test(pid)) continue;
+    try {
+      const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+      if (!stat.includes('(postgres)')) continue;
+      const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+      ms += (Number(fields[11]) + Number(fields[12])) * 10;
+    } catch {
+      // The process ended between the listing and the read.
+    }
+  }
+  return ms;
+}
+
+/** Busy CPU time of the whole machine in ms (/proc/stat: every field but idle and iowait). */
+function machineCpuMs(): number {
+  const f = readFileSync('/proc/stat', 'utf8').split('\n', 1)[0]!.trim().split(/\s+/).slice(1).map(Number);
+  const [user, nice, system, , , irq, softirq, steal] = f;
+  return (user! + nice! + system! + irq! + softirq! + steal!) * 10;
 }
 
 const MESSAGE = 'x'.repeat(PAYLOAD);
@@ -157,6 +185,7 @@ async function load(
   headers: Record<string, string>,
   middlePid?: number,
   window: Window = { warmup: WARMUP, seconds: SECONDS },
+  postgres = false,
 ): Promise<Result> {
   const { warmup: WARMUP_S, seconds: SECONDS_S, rate } = window;
   const u = new URL(url);
@@ -187,14 +216,22 @@ async function load(
   let cpuEnd: number | undefined;
   let mainStart: number | undefined;
   let mainEnd: number | undefined;
+  let dbStart: number | undefined;
+  let dbEnd: number | undefined;
+  let machineStart: number | undefined;
+  let machineEnd: number | undefined;
   const cpuTimers = [
     setTimeout(() => {
       cpuStart = cpuMs(middlePid);
       mainStart = cpuMs(middlePid, true);
+      if (postgres) dbStart = postgresCpuMs();
+      machineStart = machineCpuMs();
     }, WARMUP_S * 1000),
     setTimeout(() => {
       cpuEnd = cpuMs(middlePid);
       mainEnd = cpuMs(middlePid, true);
+      if (postgres) dbEnd = postgresCpuMs();
+      machineEnd = machineCpuMs();
     }, (WARMUP_S + SECONDS_S) * 1000),
   ];
   const client = async (c: number) => {
@@ -253,6 +290,9 @@ async function load(
     r.cpuMsPerCall = (cpuEnd - cpuStart) / calls;
   if (mainStart !== undefined && mainEnd !== undefined && calls > 0)
     r.mainCpuMsPerCall = (mainEnd - mainStart) / calls;
+  if (dbStart !== undefined && dbEnd !== undefined && calls > 0) r.dbCpuMsPerCall = (dbEnd - dbStart) / calls;
+  if (machineStart !== undefined && machineEnd !== undefined && calls > 0)
+    r.machineCpuMsPerCall = (machineEnd - machineStart) / calls;
   return r;
 }
 
@@ -384,7 +424,7 @@ async function main(): Promise<void> {
         const label = compareLabels.get(id);
         return [
           label ? `${name} — ${label} (--compare)` : name,
-          (w) => load(g.url, { authorization: `Bearer ${g.key}` }, g.child.pid, w),
+          (w) => load(g.url, { authorization: `Bearer ${g.key}` }, g.child.pid, w, kind === 'postgres'),
         ];
       }),
     ];
@@ -438,6 +478,7 @@ async function main(): Promise<void> {
     `${Math.round(x.share * 100)} %` +
     (x.shareMax > x.shareMin ? ` (${Math.round(x.shareMin * 100)}–${Math.round(x.shareMax * 100)} %)` : '');
   const f2 = (n: number) => n.toFixed(2);
+  const opt = (n: number) => (Number.isNaN(n) ? '–' : f2(n));
   const sign = (n: number) => `${n >= 0 ? '+' : ''}${f2(n)}`;
   const sat = summarise(saturated);
   const pac = summarise(paced);
@@ -455,15 +496,17 @@ async function main(): Promise<void> {
     `**Saturation** — each client calls back to back (closed loop; p50 ≈ ${CLIENTS} / rate by Little's law):`,
   );
   console.log('');
-  console.log('| path | calls/s | p50 (ms) | p99 (ms) | CPU ms/call ¹ (main thread) | vs bare proxy | errors |');
-  console.log('|---|---:|---:|---:|---:|---|---:|');
+  console.log(
+    '| path | calls/s | p50 (ms) | p99 (ms) | CPU ms/call ¹ (main thread) | database server CPU ms/call | machine CPU ms/call ³ | vs bare proxy | errors |',
+  );
+  console.log('|---|---:|---:|---:|---:|---:|---:|---|---:|');
   for (const s of sat) {
     const rel =
       s === bare
         ? 'baseline'
         : `${pctOf(s)} of calls/s, p50 ${sign(s.p50 - bare.p50)} ms`;
     console.log(
-      `| ${s.name} | ${f1(s.rate)} | ${f2(s.p50)} | ${f2(s.p99)} | ${f2(s.cpu)} (${f2(s.mainCpu)}) | ${rel} | ${s.errors} |`,
+      `| ${s.name} | ${f1(s.rate)} | ${f2(s.p50)} | ${f2(s.p99)} | ${f2(s.cpu)} (${f2(s.mainCpu)}) | ${opt(s.dbCpu)} | ${f2(s.machineCpu)} | ${rel} | ${s.errors} |`,
     );
   }
   console.log('');
@@ -472,13 +515,13 @@ async function main(): Promise<void> {
   );
   console.log('');
   console.log(
-    '| path | calls/s done | p50 (ms) | p99 (ms) | p50 send→answer (ms) | CPU ms/call ¹ (main thread) | p50 vs bare proxy | errors |',
+    '| path | calls/s done | p50 (ms) | p99 (ms) | p50 send→answer (ms) | CPU ms/call ¹ (main thread) | database server CPU ms/call | machine CPU ms/call ³ | p50 vs bare proxy | errors |',
   );
-  console.log('|---|---:|---:|---:|---:|---:|---|---:|');
+  console.log('|---|---:|---:|---:|---:|---:|---:|---:|---|---:|');
   for (const s of pac) {
     const rel = s === pacedBare ? 'baseline' : `${sign(s.p50 - pacedBare.p50)} ms`;
     console.log(
-      `| ${s.name} | ${f1(s.rate)} | ${f2(s.p50)} | ${f2(s.p99)} | ${f2(s.serviceP50)} | ${f2(s.cpu)} (${f2(s.mainCpu)}) | ${rel} | ${s.errors} |`,
+      `| ${s.name} | ${f1(s.rate)} | ${f2(s.p50)} | ${f2(s.p99)} | ${f2(s.serviceP50)} | ${f2(s.cpu)} (${f2(s.mainCpu)}) | ${opt(s.dbCpu)} | ${f2(s.machineCpu)} | ${rel} | ${s.errors} |`,
     );
   }
   console.log('');
@@ -487,6 +530,9 @@ async function main(): Promise<void> {
   );
   console.log(
     "² bench/gateway-no-durability.ts: the gateway's code path with records going to a sink that resolves at once — its own cost, without the log's durable commits. Not a way to run auditgate.",
+  );
+  console.log(
+    "³ Busy CPU time of the whole machine per call (/proc/stat): load generator, upstream, the path's processes and its database server together. The machine is CPU-bound, so a path's calls/s follows this figure.",
   );
   for (const label of ['SQLite', 'PostgreSQL']) {
     const s = sat.find((x) => x.name.includes(label) && !x.name.includes('--compare'));
@@ -526,6 +572,8 @@ function summarise(rows: Row[]) {
     const share = shares.get(name) ?? [];
     const cpu = rs.map((r) => r.cpuMsPerCall).filter((x): x is number => x !== undefined);
     const mainCpu = rs.map((r) => r.mainCpuMsPerCall).filter((x): x is number => x !== undefined);
+    const dbCpu = rs.map((r) => r.dbCpuMsPerCall).filter((x): x is number => x !== undefined);
+    const machineCpu = rs.map((r) => r.machineCpuMsPerCall).filter((x): x is number => x !== undefined);
     return {
       name,
       rate: median(rs.map((r) => r.calls / r.seconds)),
@@ -539,6 +587,8 @@ function summarise(rows: Row[]) {
       errors: rs.reduce((s, r) => s + r.errors, 0),
       cpu: cpu.length ? median(cpu) : NaN,
       mainCpu: mainCpu.length ? median(mainCpu) : NaN,
+      dbCpu: dbCpu.length ? median(dbCpu) : NaN,
+      machineCpu: machineCpu.length ? median(machineCpu) : NaN,
     };
   });
 }
