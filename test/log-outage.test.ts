@@ -148,7 +148,7 @@ test("sqlite, commits on knex's connection: database refuses writes, then its co
   await checkAcknowledged(t, log, load.outcomes, tdb.db);
 });
 
-test('sqlite, commits on the writer thread: another process holds the database lock mid-traffic → LogUnavailableError within the append timeout, the event loop keeps running, then recovery', async (t) => {
+test("sqlite, commits on the log's own connections: another process holds the database lock mid-traffic → LogUnavailableError within the append timeout, the event loop keeps running, then recovery", async (t) => {
   const tdb = await createTestDb('sqlite');
   t.teardown(() => tdb.cleanup());
   const log = await openTestLog(tdb.db, testSigner(), { appendTimeoutMs: 400 });
@@ -165,7 +165,7 @@ test('sqlite, commits on the writer thread: another process holds the database l
   const conn = (await other.client.acquireConnection()) as { exec(sql: string): void };
   conn.exec('BEGIN EXCLUSIVE');
   const downAt = performance.now();
-  // The writer thread waits for the lock; the event loop does not.
+  // The log's writes wait for the lock on its writer thread; the event loop does not.
   let maxLag = 0;
   let last = performance.now();
   const lag = setInterval(() => {
