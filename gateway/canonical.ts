@@ -7,6 +7,20 @@
 
 const remembered = new WeakMap<object, string>();
 
+/** `"key":` per member name seen so far: records repeat the same few dozen names. */
+const keyPrefixes = new Map<string, string>();
+const KEY_PREFIX_LIMIT = 4_096;
+
+function keyPrefix(k: string): string {
+  let p = keyPrefixes.get(k);
+  if (p === undefined) {
+    p = JSON.stringify(k) + ':';
+    // Bounded: names from payloads (arbitrary JSON) must not grow it without end.
+    if (keyPrefixes.size < KEY_PREFIX_LIMIT) keyPrefixes.set(k, p);
+  }
+  return p;
+}
+
 /**
  * Declares `text` to be the canonical JSON of `obj`, for canonicalJson to reuse. Only for objects
  * made for one record and never changed afterwards (a record's payload object): the text is what
@@ -59,7 +73,7 @@ export function canonicalJson(value: unknown): string {
     if (v === undefined || typeof v === 'symbol' || typeof v === 'function') continue;
     if (!first) out += ',';
     first = false;
-    out += JSON.stringify(k) + ':' + canonicalJson(v);
+    out += keyPrefix(k) + canonicalJson(v);
   }
   return out + '}';
 }
