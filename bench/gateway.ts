@@ -139,20 +139,31 @@ function cpuMs(pid: number | undefined, mainThread = false): number | undefined 
   }
 }
 
-/** utime + stime of every PostgreSQL server process in ms (the server runs on this machine). */
-function postgresCpuMs(): number {
-  let ms = 0;
+/** utime + stime in ms of each PostgreSQL server process (the server runs on this machine), by pid. */
+function postgresCpuMs(): Map<string, number> {
+  const ms = new Map<string, number>();
   for (const pid of readdirSync('/proc')) {
     if (!/^\d+$/.test(pid)) continue;
     try {
       const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
       if (!stat.includes('(postgres)')) continue;
       const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-      ms += (Number(fields[11]) + Number(fields[12])) * 10;
+      ms.set(pid, (Number(fields[11]) + Number(fields[12])) * 10);
     } catch {
       // The process ended between the listing and the read.
     }
   }
+  return ms;
+}
+
+/**
+ * CPU the server's processes spent between two readings. Per process: knex's pool closes idle
+ * connections, and a backend that exited in between would otherwise subtract all its past CPU
+ * (its CPU within the window is lost; one that started counts in full).
+ */
+function postgresCpuBetween(start: Map<string, number>, end: Map<string, number>): number {
+  let ms = 0;
+  for (const [pid, t] of end) ms += t - (start.get(pid) ?? 0);
   return ms;
 }
 
@@ -216,8 +227,8 @@ async function load(
   let cpuEnd: number | undefined;
   let mainStart: number | undefined;
   let mainEnd: number | undefined;
-  let dbStart: number | undefined;
-  let dbEnd: number | undefined;
+  let dbStart: Map<string, number> | undefined;
+  let dbEnd: Map<string, number> | undefined;
   let machineStart: number | undefined;
   let machineEnd: number | undefined;
   const cpuTimers = [
@@ -290,7 +301,8 @@ async function load(
     r.cpuMsPerCall = (cpuEnd - cpuStart) / calls;
   if (mainStart !== undefined && mainEnd !== undefined && calls > 0)
     r.mainCpuMsPerCall = (mainEnd - mainStart) / calls;
-  if (dbStart !== undefined && dbEnd !== undefined && calls > 0) r.dbCpuMsPerCall = (dbEnd - dbStart) / calls;
+  if (dbStart !== undefined && dbEnd !== undefined && calls > 0)
+    r.dbCpuMsPerCall = postgresCpuBetween(dbStart, dbEnd) / calls;
   if (machineStart !== undefined && machineEnd !== undefined && calls > 0)
     r.machineCpuMsPerCall = (machineEnd - machineStart) / calls;
   return r;
