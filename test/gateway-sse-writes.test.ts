@@ -4,10 +4,7 @@
 import test from 'ava';
 import { connect, type Socket } from 'node:net';
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
-import Hapi from '@hapi/hapi';
-import { Gateway } from '../gateway/gateway.ts';
-import { gatewayPlugin } from '../gateway/hapi.ts';
-import { MemorySink, staticAuthenticator } from './helpers/gateway-doubles.ts';
+import { MemorySink, startGatewayAlone } from './helpers/gateway-doubles.ts';
 
 const KEY = 'test-key-sse';
 const V = '2025-11-25';
@@ -40,17 +37,9 @@ function upstream(after: (res: ServerResponse) => void) {
 
 async function gatewayFor(url: string) {
   const sink = new MemorySink();
-  const server = Hapi.server({ host: '127.0.0.1', port: 0 });
-  const gateway = new Gateway({
-    targets: [{ name: 'up', kind: 'http', url, headers: {}, timeoutMs: 10_000 }],
-    sink,
-    authenticator: staticAuthenticator({ [KEY]: 'agent-sse' }),
-    publicUrl: 'http://127.0.0.1',
-    instance: 'test',
-    version: '0.0.0',
+  const { server, port } = await startGatewayAlone([{ name: 'up', kind: 'http', url, headers: {}, timeoutMs: 10_000 }], sink, {
+    [KEY]: 'agent-sse',
   });
-  await server.register({ plugin: gatewayPlugin, options: { gateway } });
-  await server.start();
   // Each call of a socket's _write/_writev (stream implementer methods) is one write to the
   // kernel; keep what each carried, per client connection.
   const writes: string[][] = [];
@@ -72,7 +61,7 @@ async function gatewayFor(url: string) {
       writev(chunks, cb);
     };
   });
-  return { server, sink, port: server.info.port as number, writes };
+  return { server, sink, port, writes };
 }
 
 /** One HTTP/1.1 request on a raw socket; resolves with each 'data' chunk and when each arrived. */
@@ -121,15 +110,20 @@ async function session(port: number): Promise<string> {
 
 const call = { jsonrpc: '2.0', id: 7, method: 'tools/call', params: { name: 'echo', arguments: {} } };
 
-test('the last answer of a stream and the stream end leave in one write', async (t) => {
-  // The upstream ends its stream a moment after the answer, as SDK servers do (two segments).
-  const up = await upstream((res) => setTimeout(() => res.end(), 5));
+/** The upstream (ending its streams with `after`), the gateway in front of it, and a session. */
+async function setup(t: { teardown(fn: () => unknown): void }, after: (res: ServerResponse) => void) {
+  const up = await upstream(after);
   const gw = await gatewayFor(up.url);
   t.teardown(async () => {
     await gw.server.stop();
     up.close();
   });
-  const sid = await session(gw.port);
+  return { gw, sid: await session(gw.port) };
+}
+
+test('the last answer of a stream and the stream end leave in one write', async (t) => {
+  // The upstream ends its stream a moment after the answer, as SDK servers do (two segments).
+  const { gw, sid } = await setup(t, (res) => setTimeout(() => res.end(), 5));
   for (let i = 0; i < 3; i++) {
     const id = 10 + i;
     // The answer's record commits after the upstream's end has arrived, as under load.
@@ -150,13 +144,7 @@ test('the last answer of a stream and the stream end leave in one write', async 
 });
 
 test('an answer is not held back when the upstream keeps its stream open', async (t) => {
-  const up = await upstream((res) => setTimeout(() => res.end(), 600));
-  const gw = await gatewayFor(up.url);
-  t.teardown(async () => {
-    await gw.server.stop();
-    up.close();
-  });
-  const sid = await session(gw.port);
+  const { gw, sid } = await setup(t, (res) => setTimeout(() => res.end(), 600));
   const sent = performance.now();
   const chunks = await rawPost(gw.port, call, sid);
   const answer = chunks.find((c) => c.text.includes('"id":7'));

@@ -5,36 +5,20 @@
 import test from 'ava';
 import { createHash } from 'node:crypto';
 import { createServer, request as httpRequest } from 'node:http';
-import Hapi from '@hapi/hapi';
 import canonicalizeModule from 'canonicalize';
-import { Gateway } from '../gateway/gateway.ts';
-import { gatewayPlugin } from '../gateway/hapi.ts';
 import { createRecordBuilder } from '../gateway/record.ts';
 import { classify } from '../gateway/jsonrpc.ts';
 import { SseParser, formatSseEvent } from '../gateway/sse.ts';
 import type { TargetSpec } from '../gateway/options.ts';
 import { everythingServerPath } from '../server/targets.ts';
 import { startEverythingHttp } from './helpers/gateway-service.ts';
-import { MemorySink, staticAuthenticator } from './helpers/gateway-doubles.ts';
+import { MemorySink, startGatewayAlone } from './helpers/gateway-doubles.ts';
 import { messagesOf, post, rawInitialize, readEvents } from './helpers/raw-mcp.ts';
 
 const canonicalize = canonicalizeModule as unknown as (v: unknown) => string;
 const KEY = 'test-key-a';
 
-async function startGateway(targets: TargetSpec[], sink: MemorySink) {
-  const server = Hapi.server({ host: '127.0.0.1', port: 0 });
-  const gateway = new Gateway({
-    targets,
-    sink,
-    authenticator: staticAuthenticator({ [KEY]: 'agent-a' }),
-    publicUrl: 'http://127.0.0.1',
-    instance: 'test',
-    version: '0.0.0',
-  });
-  await server.register({ plugin: gatewayPlugin, options: { gateway } });
-  await server.start();
-  return { server, gateway, url: (t: string) => `http://127.0.0.1:${server.info.port}/mcp/${t}` };
-}
+const startGateway = (targets: TargetSpec[], sink: MemorySink) => startGatewayAlone(targets, sink, { [KEY]: 'agent-a' });
 
 test('write-ahead: a request reaches the upstream only after its record is durable, and the answer reaches the client only after its own', async (t) => {
   const upstream = await startEverythingHttp();

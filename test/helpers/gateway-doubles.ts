@@ -1,6 +1,11 @@
 // In-memory stand-ins for the gateway's own interfaces (AuditSink, Authenticator), for tests of
-// the gateway alone: a sink whose appends a test can hold back or fail, and a fixed-key authenticator.
+// the gateway alone: a sink whose appends a test can hold back or fail, a fixed-key authenticator,
+// and the gateway mounted on a hapi server with them.
+import Hapi from '@hapi/hapi';
 import type { AuditRecord } from '../../gateway/audit-record.ts';
+import { Gateway } from '../../gateway/gateway.ts';
+import { gatewayPlugin } from '../../gateway/hapi.ts';
+import type { TargetSpec } from '../../gateway/options.ts';
 import type { AuditSink, Authenticator, AuthResult } from '../../gateway/types.ts';
 
 export class MemorySink implements AuditSink {
@@ -53,4 +58,21 @@ export function staticAuthenticator(keys: Record<string, string>): Authenticator
       return { ok: true, actor: { subject, auth_method: 'api_key', key_id: `key-${subject}` } };
     },
   };
+}
+
+/** The gateway alone on a hapi server: records go to `sink`, `keys` maps API keys to subjects. */
+export async function startGatewayAlone(targets: TargetSpec[], sink: MemorySink, keys: Record<string, string>) {
+  const server = Hapi.server({ host: '127.0.0.1', port: 0 });
+  const gateway = new Gateway({
+    targets,
+    sink,
+    authenticator: staticAuthenticator(keys),
+    publicUrl: 'http://127.0.0.1',
+    instance: 'test',
+    version: '0.0.0',
+  });
+  await server.register({ plugin: gatewayPlugin, options: { gateway } });
+  await server.start();
+  const port = server.info.port as number;
+  return { server, gateway, port, url: (t: string) => `http://127.0.0.1:${port}/mcp/${t}` };
 }
