@@ -145,13 +145,12 @@ test('the last answer of a stream and the stream end leave in one write', async 
 
 test('an answer is not held back when the upstream keeps its stream open', async (t) => {
   const { gw, sid } = await setup(t, (res) => setTimeout(() => res.end(), 600));
-  const sent = performance.now();
   const chunks = await rawPost(gw.port, call, sid);
   const answer = chunks.find((c) => c.text.includes('"id":7'));
   const end = chunks.find((c) => c.text.endsWith('0\r\n\r\n'));
   t.truthy(answer);
   t.truthy(end);
-  t.true(answer!.at - sent < 400, `answer after ${Math.round(answer!.at - sent)} ms`);
-  t.true(end!.at - sent >= 550, 'the stream ended when the upstream ended it');
   t.not(answer, end);
+  // The upstream ends its stream 600 ms after the answer: the client must not wait for that.
+  t.true(end!.at - answer!.at >= 300, `answer only ${Math.round(end!.at - answer!.at)} ms before the end`);
 });
