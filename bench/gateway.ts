@@ -127,13 +127,18 @@ interface Result {
   machineCpuMsPerCall?: number;
 }
 
-/** utime + stime of a process (or of its main thread) in ms (Linux /proc; clock ticks are 10 ms). */
+/** utime + stime in ms from the text of a /proc stat file (clock ticks are 10 ms). */
+function statCpuMs(stat: string): number {
+  // Fields after the command name, which is in parentheses and may itself hold spaces.
+  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+  return (Number(fields[11]) + Number(fields[12])) * 10;
+}
+
+/** utime + stime of a process (or of its main thread) in ms. */
 function cpuMs(pid: number | undefined, mainThread = false): number | undefined {
   if (pid === undefined) return undefined;
   try {
-    const stat = readFileSync(mainThread ? `/proc/${pid}/task/${pid}/stat` : `/proc/${pid}/stat`, 'utf8');
-    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-    return (Number(fields[11]) + Number(fields[12])) * 10;
+    return statCpuMs(readFileSync(mainThread ? `/proc/${pid}/task/${pid}/stat` : `/proc/${pid}/stat`, 'utf8'));
   } catch {
     return undefined;
   }
@@ -146,9 +151,7 @@ function postgresCpuMs(): Map<string, number> {
     if (!/^\d+$/.test(pid)) continue;
     try {
       const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-      if (!stat.includes('(postgres)')) continue;
-      const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-      ms.set(pid, (Number(fields[11]) + Number(fields[12])) * 10);
+      if (stat.includes('(postgres)')) ms.set(pid, statCpuMs(stat));
     } catch {
       // The process ended between the listing and the read.
     }

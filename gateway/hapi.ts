@@ -6,8 +6,9 @@
 // The gateway authenticates, limits and answers every request itself, so hapi's request lifecycle
 // adds nothing on this path but its cost per request. By default these requests are therefore
 // taken off the server's listener before hapi sees them (fastPath); every other route stays
-// hapi's. (bench:gateway has not resolved the gain from the machine's noise: docs/performance.md.) The routes are still registered, so
-// the route table is complete and `fastPath: false` serves the same through hapi.
+// hapi's (bench:gateway has not resolved the gain from the machine's noise: docs/performance.md).
+// The routes are still registered, so the route table is complete and `fastPath: false` serves
+// the same through hapi.
 import type { Plugin, Request, ResponseToolkit, Server } from '@hapi/hapi';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Readable } from 'node:stream';

@@ -2,8 +2,8 @@
 // talks below knex's query builder, for speed, with one implementation per database:
 //
 // - PostgreSQL: ONE statement. Data-modifying CTEs compare-and-swap the state row and insert
-//   the entries and index rows only if the swap matched, so a batch costs one round trip and
-//   one implicit transaction, all or nothing.
+//   the entries only if the swap matched, so a batch costs one round trip and one implicit
+//   transaction, all or nothing. Index rows follow in a transaction of their own (writeIndex).
 // - SQLite: sqlite-batch.ts on a connection of the log's own. A commit runs on the event loop
 //   while commits are quick (a fast disk: the fsync takes a fraction of a millisecond), and on a
 //   writer thread (sqlite-writer-thread.ts) while they are slow or another connection holds the
@@ -333,8 +333,7 @@ export class SqliteAdaptiveWriter implements BatchWriter {
   }
 
   async write(b: BatchWrite): Promise<boolean> {
-    const now = new Date().toISOString();
-    const done = this.#tryInline((run) => run.commit({ ...b, now }));
+    const done = this.#tryInline((run) => run.commit({ ...b, now: new Date().toISOString() }));
     if (done) return done.value;
     this.stats.thread++;
     return this.#thread.write(b);

@@ -12,32 +12,30 @@ import { unpack, type WriterReply, type WriterRequest } from './sqlite-packed.ts
 const { file } = workerData as { file: string };
 const port = parentPort!;
 const conn = new SqliteLogConnection(file);
-const open = () => conn.runner();
-const drop = () => conn.drop();
 
 // Ready: open now (a failure is retried with the first batch, which then reports it).
 try {
-  open();
+  conn.runner();
 } catch {
-  drop();
+  conn.drop();
 }
 port.postMessage({ id: 0, moved: true } satisfies WriterReply);
 
 port.on('message', (req: WriterRequest) => {
   if ('close' in req) {
-    drop();
+    conn.drop();
     port.postMessage({ id: req.id, moved: false } satisfies WriterReply);
     return;
   }
   let reply: WriterReply;
   try {
     if ('index' in req) {
-      open().index(JSON.parse(req.index) as AuditEventRow[]);
+      conn.runner().index(JSON.parse(req.index) as AuditEventRow[]);
       reply = { id: req.id, moved: true };
-    } else reply = { id: req.id, moved: open().commit(unpack(req.packed, HASH_SIZE)) };
+    } else reply = { id: req.id, moved: conn.runner().commit(unpack(req.packed, HASH_SIZE)) };
   } catch (err) {
     const e = err as { message?: string; code?: string };
-    drop();
+    conn.drop();
     reply = {
       id: req.id,
       error: { message: e?.message ?? String(err), ...(e?.code ? { code: e.code } : {}) },
