@@ -121,6 +121,11 @@ interface Result {
   cpuMsPerCall?: number;
   /** The same for its main thread alone: the event loop every request goes through. */
   mainCpuMsPerCall?: number;
+  /**
+   * Times the middle process's main thread went to sleep per call (voluntary context switches:
+   * waiting in epoll, or in an fsync). On a VM each sleep and wake-up costs CPU of its own.
+   */
+  mainSleepsPerCall?: number;
   /** CPU time of the PostgreSQL server's processes per call (auditgate on PostgreSQL only). */
   dbCpuMsPerCall?: number;
   /** CPU time of the whole machine per call (every process: load generator, upstream, middle, database). */
@@ -168,6 +173,17 @@ function postgresCpuBetween(start: Map<string, number>, end: Map<string, number>
   let ms = 0;
   for (const [pid, t] of end) ms += t - (start.get(pid) ?? 0);
   return ms;
+}
+
+/** Voluntary context switches of a process's main thread so far. */
+function mainSleeps(pid: number | undefined): number | undefined {
+  if (pid === undefined) return undefined;
+  try {
+    const m = /^voluntary_ctxt_switches:\s*(\d+)/m.exec(readFileSync(`/proc/${pid}/task/${pid}/status`, 'utf8'));
+    return m ? Number(m[1]) : undefined;
+  } catch {
+    return undefined;
+  }
 }
 
 /** Busy CPU time of the whole machine in ms (/proc/stat: every field but idle and iowait). */
@@ -234,16 +250,20 @@ async function load(
   let dbEnd: Map<string, number> | undefined;
   let machineStart: number | undefined;
   let machineEnd: number | undefined;
+  let sleepsStart: number | undefined;
+  let sleepsEnd: number | undefined;
   const cpuTimers = [
     setTimeout(() => {
       cpuStart = cpuMs(middlePid);
       mainStart = cpuMs(middlePid, true);
+      sleepsStart = mainSleeps(middlePid);
       if (postgres) dbStart = postgresCpuMs();
       machineStart = machineCpuMs();
     }, WARMUP_S * 1000),
     setTimeout(() => {
       cpuEnd = cpuMs(middlePid);
       mainEnd = cpuMs(middlePid, true);
+      sleepsEnd = mainSleeps(middlePid);
       if (postgres) dbEnd = postgresCpuMs();
       machineEnd = machineCpuMs();
     }, (WARMUP_S + SECONDS_S) * 1000),
@@ -304,6 +324,8 @@ async function load(
     r.cpuMsPerCall = (cpuEnd - cpuStart) / calls;
   if (mainStart !== undefined && mainEnd !== undefined && calls > 0)
     r.mainCpuMsPerCall = (mainEnd - mainStart) / calls;
+  if (sleepsStart !== undefined && sleepsEnd !== undefined && calls > 0)
+    r.mainSleepsPerCall = (sleepsEnd - sleepsStart) / calls;
   if (dbStart !== undefined && dbEnd !== undefined && calls > 0)
     r.dbCpuMsPerCall = postgresCpuBetween(dbStart, dbEnd) / calls;
   if (machineStart !== undefined && machineEnd !== undefined && calls > 0)
@@ -512,16 +534,16 @@ async function main(): Promise<void> {
   );
   console.log('');
   console.log(
-    '| path | calls/s | p50 (ms) | p99 (ms) | CPU ms/call ¹ (main thread) | database server CPU ms/call | machine CPU ms/call ³ | vs bare proxy | errors |',
+    '| path | calls/s | p50 (ms) | p99 (ms) | CPU ms/call ¹ (main thread) | main thread sleeps/call ⁴ | database server CPU ms/call | machine CPU ms/call ³ | vs bare proxy | errors |',
   );
-  console.log('|---|---:|---:|---:|---:|---:|---:|---|---:|');
+  console.log('|---|---:|---:|---:|---:|---:|---:|---:|---|---:|');
   for (const s of sat) {
     const rel =
       s === bare
         ? 'baseline'
         : `${pctOf(s)} of calls/s, p50 ${sign(s.p50 - bare.p50)} ms`;
     console.log(
-      `| ${s.name} | ${f1(s.rate)} | ${f2(s.p50)} | ${f2(s.p99)} | ${f2(s.cpu)} (${f2(s.mainCpu)}) | ${opt(s.dbCpu)} | ${f2(s.machineCpu)} | ${rel} | ${s.errors} |`,
+      `| ${s.name} | ${f1(s.rate)} | ${f2(s.p50)} | ${f2(s.p99)} | ${f2(s.cpu)} (${f2(s.mainCpu)}) | ${f2(s.sleeps)} | ${opt(s.dbCpu)} | ${f2(s.machineCpu)} | ${rel} | ${s.errors} |`,
     );
   }
   console.log('');
@@ -530,13 +552,13 @@ async function main(): Promise<void> {
   );
   console.log('');
   console.log(
-    '| path | calls/s done | p50 (ms) | p99 (ms) | p50 send→answer (ms) | CPU ms/call ¹ (main thread) | database server CPU ms/call | machine CPU ms/call ³ | p50 vs bare proxy | errors |',
+    '| path | calls/s done | p50 (ms) | p99 (ms) | p50 send→answer (ms) | CPU ms/call ¹ (main thread) | main thread sleeps/call ⁴ | database server CPU ms/call | machine CPU ms/call ³ | p50 vs bare proxy | errors |',
   );
-  console.log('|---|---:|---:|---:|---:|---:|---:|---:|---|---:|');
+  console.log('|---|---:|---:|---:|---:|---:|---:|---:|---:|---|---:|');
   for (const s of pac) {
     const rel = s === pacedBare ? 'baseline' : `${sign(s.p50 - pacedBare.p50)} ms`;
     console.log(
-      `| ${s.name} | ${f1(s.rate)} | ${f2(s.p50)} | ${f2(s.p99)} | ${f2(s.serviceP50)} | ${f2(s.cpu)} (${f2(s.mainCpu)}) | ${opt(s.dbCpu)} | ${f2(s.machineCpu)} | ${rel} | ${s.errors} |`,
+      `| ${s.name} | ${f1(s.rate)} | ${f2(s.p50)} | ${f2(s.p99)} | ${f2(s.serviceP50)} | ${f2(s.cpu)} (${f2(s.mainCpu)}) | ${f2(s.sleeps)} | ${opt(s.dbCpu)} | ${f2(s.machineCpu)} | ${rel} | ${s.errors} |`,
     );
   }
   console.log('');
@@ -548,6 +570,9 @@ async function main(): Promise<void> {
   );
   console.log(
     "³ Busy CPU time of the whole machine per call (/proc/stat): load generator, upstream, the path's processes and its database server together. The machine is CPU-bound, so a path's calls/s follows this figure.",
+  );
+  console.log(
+    "⁴ How often the main thread of the process in the middle went to sleep per call (voluntary context switches: waiting for the network in epoll, or for the disk in an fsync). Each sleep and wake-up costs CPU of its own, on this VM tens of microseconds.",
   );
   for (const label of ['SQLite', 'PostgreSQL']) {
     const s = sat.find((x) => x.name.includes(label) && !x.name.includes('--compare'));
@@ -587,6 +612,7 @@ function summarise(rows: Row[]) {
     const share = shares.get(name) ?? [];
     const cpu = rs.map((r) => r.cpuMsPerCall).filter((x): x is number => x !== undefined);
     const mainCpu = rs.map((r) => r.mainCpuMsPerCall).filter((x): x is number => x !== undefined);
+    const sleeps = rs.map((r) => r.mainSleepsPerCall).filter((x): x is number => x !== undefined);
     const dbCpu = rs.map((r) => r.dbCpuMsPerCall).filter((x): x is number => x !== undefined);
     const machineCpu = rs.map((r) => r.machineCpuMsPerCall).filter((x): x is number => x !== undefined);
     return {
@@ -602,6 +628,7 @@ function summarise(rows: Row[]) {
       errors: rs.reduce((s, r) => s + r.errors, 0),
       cpu: cpu.length ? median(cpu) : NaN,
       mainCpu: mainCpu.length ? median(mainCpu) : NaN,
+      sleeps: sleeps.length ? median(sleeps) : NaN,
       dbCpu: dbCpu.length ? median(dbCpu) : NaN,
       machineCpu: machineCpu.length ? median(machineCpu) : NaN,
     };
