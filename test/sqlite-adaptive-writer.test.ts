@@ -2,8 +2,6 @@
 // while another connection holds the lock or commits are slow — and the log is the same either way.
 import test from 'ava';
 import { createHash } from 'node:crypto';
-import fs from 'node:fs';
-import { syncBuiltinESMExports } from 'node:module';
 import { SqliteAdaptiveWriter, type BatchWrite } from '../server/audit/log-writer.ts';
 import { EMPTY_ROOT } from '../server/audit/merkle.ts';
 import { createTestDb, type TestDb } from './helpers/db.ts';
@@ -46,58 +44,6 @@ test('quick commits run on the event loop', async (t) => {
   t.is(w.stats.inline, 20);
   t.is(w.stats.thread, 0);
   t.is(await count(tdb), 60);
-});
-
-/**
- * Replaces fs.fdatasync (the named export the writer imported too) with `fake` until the test ends.
- * Serial tests only: the replacement is process-wide.
- */
-function interceptFdatasync(t: { teardown(fn: () => unknown): void }, fake: typeof fs.fdatasync): typeof fs.fdatasync {
-  const original = fs.fdatasync;
-  fs.fdatasync = fake;
-  syncBuiltinESMExports();
-  t.teardown(() => {
-    fs.fdatasync = original;
-    syncBuiltinESMExports();
-  });
-  return original;
-}
-
-test.serial('an inline commit is answered only after an fdatasync of the WAL file that follows it', async (t) => {
-  const { tdb, w, next } = await setup(t, { slowMs: 1_000 });
-  const wal = fs.statSync(`${tdb.sqliteFile!}-wal`);
-  const held: Array<{ fd: number; go: () => void }> = [];
-  let original: typeof fs.fdatasync = fs.fdatasync;
-  original = interceptFdatasync(t, ((fd: number, cb: fs.NoParamCallback) =>
-    void held.push({ fd, go: () => original(fd, cb) })) as unknown as typeof fs.fdatasync);
-  let answered = false;
-  const pending = w.write(next()).then((moved) => ((answered = true), moved));
-  await new Promise((r) => setTimeout(r, 100));
-  // Committed (another connection sees it) but not acknowledged: the sync is still out.
-  t.is(await count(tdb), 3);
-  t.false(answered, 'answered before the WAL was synced');
-  t.is(held.length, 1);
-  const st = fs.fstatSync(held[0]!.fd);
-  t.deepEqual([st.dev, st.ino], [wal.dev, wal.ino], 'the descriptor synced is the WAL file');
-  held[0]!.go();
-  t.true(await pending);
-  t.deepEqual(w.stats, { inline: 1, thread: 0 });
-});
-
-test.serial('a failed WAL sync fails the write, and the next writes go to the thread on a new connection', async (t) => {
-  const { tdb, w, next } = await setup(t, { slowMs: 1_000, spellMs: 60_000 });
-  let fail = true;
-  let original: typeof fs.fdatasync = fs.fdatasync;
-  original = interceptFdatasync(t, ((fd: number, cb: fs.NoParamCallback) => {
-    if (!fail) return original(fd, cb);
-    fail = false;
-    setImmediate(() => cb(Object.assign(new Error('EIO: i/o error, fdatasync'), { code: 'EIO' })));
-  }) as unknown as typeof fs.fdatasync);
-  await t.throwsAsync(w.write(next()), { message: /EIO/ });
-  // Not acknowledged; whether the frames reached the disk is unknown, and the log treats it so.
-  t.true(await w.write(next()), 'the next write commits (on the thread)');
-  t.deepEqual(w.stats, { inline: 1, thread: 1 });
-  t.is(await count(tdb), 6);
 });
 
 test('while another connection holds the lock, writes wait on the thread and the event loop runs on', async (t) => {

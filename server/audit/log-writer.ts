@@ -4,12 +4,11 @@
 // - PostgreSQL: ONE statement. Data-modifying CTEs compare-and-swap the state row and insert
 //   the entries only if the swap matched, so a batch costs one round trip and one implicit
 //   transaction, all or nothing. Index rows follow in a transaction of their own (writeIndex).
-// - SQLite: sqlite-batch.ts on a connection of the log's own. A commit's statements run on the
-//   event loop while they are quick, and its fdatasync of the WAL on libuv's thread pool, so the
-//   event loop never waits for the disk; the caller is answered after the sync. While commits are
-//   slow or another connection holds the lock they go to a writer thread (sqlite-writer-thread.ts,
-//   SQLite's own fsync), so a lock wait never stalls the event loop either. In-memory databases
-//   (and callers that ask) commit on knex's connection instead.
+// - SQLite: sqlite-batch.ts on a connection of the log's own. A commit runs on the event loop
+//   while commits are quick (a fast disk: the fsync takes a fraction of a millisecond), and on a
+//   writer thread (sqlite-writer-thread.ts) while they are slow or another connection holds the
+//   lock, so a slow disk or a lock wait never stalls the event loop. In-memory databases (and
+//   callers that ask) commit on knex's connection instead.
 //
 // Both return false when the state row did not match (another writer committed first); nothing
 // was written then.
@@ -280,20 +279,12 @@ const THREAD_SPELL_MS = 5_000;
  * Handing a batch to the writer thread and back wakes a sleeping thread twice. On a busy machine
  * that costs more than a fast commit itself: in `npm run bench:gateway` (2 cores shared with the
  * load and the upstream) the thread's round trip took 0.6–0.7 ms beyond the commit's 0.4–1 ms,
- * and committing on the event loop took 0.05 ms less CPU per call (≈ 5 % more calls/s).
- *
- * On the event loop the commit's statements run at synchronous=NORMAL, and the sync FULL would
- * make inside the commit is an fdatasync of the WAL on libuv's thread pool; the write resolves
- * after it (sqlite-log-connection.ts). Waiting for the disk inside the commit blocked the event
- * loop for ≈ 0.3 ms per commit, and at moderate load (≈ one commit per entry) that left the
- * event loop busy most of the time with nothing to do.
- *
- * A slow commit still holds the event loop: so the event loop's connection never waits for a lock
+ * and committing on the event loop took 0.05 ms less CPU per call (≈ 5 % more calls/s). A slow
+ * commit, though, holds the event loop: so the event loop's connection never waits for a lock
  * (busy_timeout 0: a locked database sends that write, and the next ones for a while, to the
- * thread, which waits), and when inline commits average over INLINE_SLOW_MS writes go to the
- * thread for THREAD_SPELL_MS, then try the event loop again. A failed sync drops the connection
- * (the kernel may have discarded what it did not write) and starts such a spell. A write goes
- * inline only while the thread has nothing in flight, so the two never race for the lock.
+ * thread, which waits), and when inline commits average over INLINE_SLOW_MS (a slow disk) writes
+ * go to the thread for THREAD_SPELL_MS, then try the event loop again. A write goes inline only
+ * while the thread has nothing in flight, so the two never race for the lock.
  */
 export class SqliteAdaptiveWriter implements BatchWriter {
   readonly #thread: SqliteThreadWriter;
@@ -309,7 +300,7 @@ export class SqliteAdaptiveWriter implements BatchWriter {
 
   constructor(file: string, opts: { slowMs?: number; spellMs?: number } = {}) {
     this.#thread = new SqliteThreadWriter(file);
-    this.#inline = new SqliteLogConnection(file, { busyTimeoutMs: 0, deferSync: true });
+    this.#inline = new SqliteLogConnection(file, 0);
     this.#slowMs = opts.slowMs ?? INLINE_SLOW_MS;
     this.#spellMs = opts.spellMs ?? THREAD_SPELL_MS;
   }
@@ -343,25 +334,9 @@ export class SqliteAdaptiveWriter implements BatchWriter {
 
   async write(b: BatchWrite): Promise<boolean> {
     const done = this.#tryInline((run) => run.commit({ ...b, now: new Date().toISOString() }));
-    if (done) {
-      if (done.value) await this.#syncInline();
-      return done.value;
-    }
+    if (done) return done.value;
     this.stats.thread++;
     return this.#thread.write(b);
-  }
-
-  /** The inline commit is durable once its WAL frames are synced; the caller is answered after. */
-  async #syncInline(): Promise<void> {
-    try {
-      await this.#inline.syncWal();
-    } catch (err) {
-      // After a failed fsync the kernel may have dropped the unwritten pages: nothing written
-      // through this connection can be trusted to be on disk. A new connection, on the thread.
-      this.#inline.drop();
-      this.#threadUntil = performance.now() + this.#spellMs;
-      throw err;
-    }
   }
 
   async writeIndex(rows: AuditEventRow[]): Promise<void> {

@@ -30,14 +30,8 @@ export interface SqliteRunner {
   index(rows: AuditEventRow[]): void;
 }
 
-/**
- * The log's writes on one connection, with their statements prepared once. `synchronous`: the
- * connection's own level (NORMAL where the caller syncs the WAL itself).
- */
-export function sqliteRunner(
-  conn: SqliteConnection,
-  opts: { synchronous?: 'NORMAL' | 'FULL' } = {},
-): SqliteRunner {
+/** The log's writes on one connection, with their statements prepared once. */
+export function sqliteRunner(conn: SqliteConnection): SqliteRunner {
   const cas = conn.prepare(
     'UPDATE log_state SET size = ?, root = ?, updated_at = ? WHERE id = 1 AND size = ? AND root = ?',
   );
@@ -62,7 +56,6 @@ export function sqliteRunner(
   // statement each time (every 20 ms at most).
   const synchronous = (level: 'NORMAL' | 'FULL') => conn.prepare(`PRAGMA synchronous = ${level}`).run();
   const index = (rows: AuditEventRow[]) => {
-    if (opts.synchronous === 'NORMAL') return indexTx.immediate(rows);
     synchronous('NORMAL');
     try {
       indexTx.immediate(rows);
