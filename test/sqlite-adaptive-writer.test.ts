@@ -37,6 +37,10 @@ async function setup(t: { teardown(fn: () => unknown): void }, opts?: { slowMs?:
 
 const count = async (tdb: TestDb) => Number((await tdb.db('log_entries').count({ n: '*' }))[0]!.n);
 
+/** How long ago (ms) the state row says the last batch committed. */
+const sinceUpdate = async (tdb: TestDb) =>
+  Date.now() - Date.parse((await tdb.db('log_state').where({ id: 1 }).first('updated_at')).updated_at as string);
+
 test('quick commits run on the event loop', async (t) => {
   // "Quick" by a generous bar, so that a loaded test machine's fsync does not count as slow.
   const { tdb, w, next } = await setup(t, { slowMs: 1_000 });
@@ -44,6 +48,8 @@ test('quick commits run on the event loop', async (t) => {
   t.is(w.stats.inline, 20);
   t.is(w.stats.thread, 0);
   t.is(await count(tdb), 60);
+  const ago = await sinceUpdate(tdb);
+  t.true(ago >= 0 && ago < 5_000, `the inline commit stamped the state row ${ago} ms ago`);
 });
 
 test('while another connection holds the lock, writes wait on the thread and the event loop runs on', async (t) => {
@@ -76,6 +82,8 @@ test('slow commits move writes to the thread for a spell, then back to the event
   t.true(await w.write(next()));
   t.true(await w.write(next()));
   t.deepEqual(w.stats, { inline: 1, thread: 2 });
+  const ago = await sinceUpdate(tdb);
+  t.true(ago >= 0 && ago < 5_000, `the thread's commit stamped the state row ${ago} ms ago`);
   await new Promise((r) => setTimeout(r, 350));
   t.true(await w.write(next()));
   t.deepEqual(w.stats, { inline: 2, thread: 2 });

@@ -52,7 +52,6 @@ test('entries commit with synchronous=FULL, index rows with NORMAL, and FULL is 
         oldRoot: root,
         newSize: i + 1,
         newRoot: next,
-        now: new Date().toISOString(),
         entries: [{ idx: i, data: Buffer.from('{}'), hashes: Buffer.alloc(32, 2) }],
       }),
     );

@@ -172,7 +172,7 @@ class SqliteBatchWriter implements BatchWriter {
   }
 
   write(b: BatchWrite): Promise<boolean> {
-    return this.#with((run) => run.commit({ ...b, now: new Date().toISOString() }));
+    return this.#with((run) => run.commit(b));
   }
 
   writeIndex(rows: AuditEventRow[]): Promise<void> {
@@ -251,7 +251,7 @@ class SqliteThreadWriter implements BatchWriter {
   }
 
   write(b: BatchWrite): Promise<boolean> {
-    return this.#send({ id: this.#nextId++, packed: pack(b, new Date().toISOString()) }, true);
+    return this.#send({ id: this.#nextId++, packed: pack(b) }, true);
   }
 
   async writeIndex(rows: AuditEventRow[]): Promise<void> {
@@ -333,7 +333,7 @@ export class SqliteAdaptiveWriter implements BatchWriter {
   }
 
   async write(b: BatchWrite): Promise<boolean> {
-    const done = this.#tryInline((run) => run.commit({ ...b, now: new Date().toISOString() }));
+    const done = this.#tryInline((run) => run.commit(b));
     if (done) return done.value;
     this.stats.thread++;
     return this.#thread.write(b);

@@ -18,8 +18,6 @@ export interface SqliteBatch {
   oldRoot: Uint8Array;
   newSize: number;
   newRoot: Uint8Array;
-  /** ISO time for log_state.updated_at. */
-  now: string;
   entries: Array<{ idx: number; data: Uint8Array; hashes: Uint8Array }>;
 }
 
@@ -40,7 +38,9 @@ export function sqliteRunner(conn: SqliteConnection): SqliteRunner {
     `INSERT OR IGNORE INTO audit_events (${AUDIT_EVENT_COLUMNS.join(', ')}) VALUES (${AUDIT_EVENT_COLUMNS.map((c) => `@${c}`).join(', ')})`,
   );
   const tx = conn.transaction((b: SqliteBatch): boolean => {
-    if (cas.run(b.newSize, bytes(b.newRoot), b.now, b.oldSize, bytes(b.oldRoot)).changes !== 1) return false;
+    // log_state.updated_at: when the batch committed, wherever it was made.
+    const now = new Date().toISOString();
+    if (cas.run(b.newSize, bytes(b.newRoot), now, b.oldSize, bytes(b.oldRoot)).changes !== 1) return false;
     for (const e of b.entries) entry.run(e.idx, bytes(e.data), bytes(e.hashes));
     return true;
   });

@@ -6,7 +6,6 @@ import type { SqliteBatch } from './sqlite-batch.ts';
 export interface PackedBatch {
   oldSize: number;
   newSize: number;
-  now: string;
   /** Index of the first entry; the rest follow in order. */
   firstIdx: number;
   /** Per entry: data length, hashes length. */
@@ -31,7 +30,7 @@ interface Batch {
   entries: Array<{ idx: number; data: Uint8Array; hashes: Uint8Array }>;
 }
 
-export function pack(b: Batch, now: string): PackedBatch {
+export function pack(b: Batch): PackedBatch {
   let total = b.oldRoot.length + b.newRoot.length;
   const lengths: number[] = [];
   for (const e of b.entries) {
@@ -54,7 +53,6 @@ export function pack(b: Batch, now: string): PackedBatch {
   return {
     oldSize: b.oldSize,
     newSize: b.newSize,
-    now,
     firstIdx: b.entries[0]?.idx ?? b.oldSize,
     lengths,
     bytes,
@@ -71,5 +69,5 @@ export function unpack(p: PackedBatch, rootLength: number): SqliteBatch {
   for (let i = 0; i < p.lengths.length; i += 2) {
     entries.push({ idx: p.firstIdx + i / 2, data: take(p.lengths[i]!), hashes: take(p.lengths[i + 1]!) });
   }
-  return { oldSize: p.oldSize, oldRoot, newSize: p.newSize, newRoot, now: p.now, entries };
+  return { oldSize: p.oldSize, oldRoot, newSize: p.newSize, newRoot, entries };
 }
