@@ -680,9 +680,15 @@ export class ReportPdf {
     const h = d.page.height;
     if (!this.coverPages.has(i)) {
       d.font('regular').fontSize(7.5).fillColor(COLORS.muted);
-      d.text(this.meta.shortTitle, MARGIN.left, 30, { lineBreak: false });
+      // The report id is kept whole (it names the report); the title, also on the cover, yields.
+      // Periods with timestamps (evidence bundles) make both long.
       const right = `Report ${this.meta.reportId}`;
-      d.text(right, w - MARGIN.right - d.widthOfString(right), 30, { lineBreak: false });
+      const rightW = d.widthOfString(right);
+      const titleRoom = w - MARGIN.left - MARGIN.right - rightW - 12;
+      d.text(fitWidth(this.meta.shortTitle, titleRoom, (t) => d.widthOfString(t)), MARGIN.left, 30, {
+        lineBreak: false,
+      });
+      d.text(right, w - MARGIN.right - rightW, 30, { lineBreak: false });
       d.moveTo(MARGIN.left, 42)
         .lineTo(w - MARGIN.right, 42)
         .lineWidth(0.4)
@@ -798,4 +804,18 @@ export function provenanceFacts(
     ['Audit log checkpoint', `tree size ${treeSize.toLocaleString('en-US')}`],
     ['Data SHA-256', dataHash],
   ];
+}
+
+/** `text`, cut at the end with an ellipsis where it is wider than `max` points. */
+export function fitWidth(text: string, max: number, width: (t: string) => number): string {
+  if (width(text) <= max) return text;
+  let lo = 0;
+  let hi = text.length;
+  // The longest prefix that fits with the ellipsis.
+  while (lo < hi) {
+    const mid = Math.ceil((lo + hi) / 2);
+    if (width(text.slice(0, mid).trimEnd() + '…') <= max) lo = mid;
+    else hi = mid - 1;
+  }
+  return lo > 0 ? text.slice(0, lo).trimEnd() + '…' : '';
 }
