@@ -6,7 +6,9 @@
 //   - through auditgate (API-key authentication, durable write-ahead audit) on SQLite,
 //   - through auditgate on PostgreSQL.
 // Upstream, proxy and auditgate each run in their own process, as `npm start` runs them; the load
-// generator is this process. Prints Markdown for docs/performance.md.
+// generator is this process. Prints Markdown for docs/performance.md, including the log's group
+// commits during each window as auditgate's own /metrics reports them (commits/s, entries per
+// commit, commit time, SQLite commits on the event loop or the writer thread).
 //
 //   npm run bench:gateway -- [--seconds 6] [--warmup 2] [--prewarm 8] [--clients 32] [--rounds 5] [--db sqlite --db postgres]
 //                            [--paced-share 0.5 | --rate N] [--paced-rounds N] [--only REGEX] [--compare DIR]… [--log-batch-delay MS]
@@ -130,6 +132,57 @@ interface Result {
   dbCpuMsPerCall?: number;
   /** CPU time of the whole machine per call (every process: load generator, upstream, middle, database). */
   machineCpuMsPerCall?: number;
+  /** auditgate's log over the window, from its /metrics (versions without /metrics: none). */
+  log?: LogWindow;
+}
+
+/** The log's group commits over a measured window. */
+interface LogWindow {
+  commitsPerSecond: number;
+  entriesPerCommit: number;
+  /** Mean duration of a commit (ms). */
+  commitMs: number;
+  /** SQLite: share of commits made on the event loop (the rest on the writer thread). */
+  eventLoopShare?: number;
+}
+
+/** Where to scrape auditgate's metrics, and the monitor key to do it with. */
+interface MetricsTarget {
+  url: string;
+  key: string;
+}
+
+/** The log's counters from one scrape of /metrics, or undefined if it failed. */
+async function scrapeLog(m: MetricsTarget | undefined): Promise<Map<string, number> | undefined> {
+  if (!m) return undefined;
+  try {
+    const r = await fetch(m.url, { headers: { authorization: `Bearer ${m.key}` } });
+    if (r.status !== 200) return undefined;
+    const out = new Map<string, number>();
+    for (const line of (await r.text()).split('\n')) {
+      const hit = /^(auditgate_log_[a-z_]+(?:\{where="[a-z_]+"\})?) (\S+)$/.exec(line);
+      if (hit) out.set(hit[1]!, Number(hit[2]));
+    }
+    return out;
+  } catch {
+    return undefined;
+  }
+}
+
+function logWindow(a: Map<string, number> | undefined, b: Map<string, number> | undefined, seconds: number): LogWindow | undefined {
+  if (!a || !b) return undefined;
+  const d = (k: string) => (b.get(k) ?? 0) - (a.get(k) ?? 0);
+  const commits = d('auditgate_log_commits_total');
+  if (commits <= 0) return undefined;
+  const w: LogWindow = {
+    commitsPerSecond: commits / seconds,
+    entriesPerCommit: d('auditgate_log_entries_total') / commits,
+    commitMs: (d('auditgate_log_commit_seconds_sum') * 1000) / d('auditgate_log_commit_seconds_count'),
+  };
+  const inline = d('auditgate_log_sqlite_commits_total{where="event_loop"}');
+  const thread = d('auditgate_log_sqlite_commits_total{where="thread"}');
+  if (inline + thread > 0) w.eventLoopShare = inline / (inline + thread);
+  return w;
 }
 
 /** utime + stime in ms from the text of a /proc stat file (clock ticks are 10 ms). */
@@ -216,6 +269,7 @@ async function load(
   middlePid?: number,
   window: Window = { warmup: WARMUP, seconds: SECONDS },
   postgres = false,
+  metrics?: MetricsTarget,
 ): Promise<Result> {
   const { warmup: WARMUP_S, seconds: SECONDS_S, rate } = window;
   const u = new URL(url);
@@ -252,8 +306,11 @@ async function load(
   let machineEnd: number | undefined;
   let sleepsStart: number | undefined;
   let sleepsEnd: number | undefined;
+  let logStart: Promise<Map<string, number> | undefined> | undefined;
+  let logEnd: Promise<Map<string, number> | undefined> | undefined;
   const cpuTimers = [
     setTimeout(() => {
+      logStart = scrapeLog(metrics);
       cpuStart = cpuMs(middlePid);
       mainStart = cpuMs(middlePid, true);
       sleepsStart = mainSleeps(middlePid);
@@ -266,6 +323,7 @@ async function load(
       sleepsEnd = mainSleeps(middlePid);
       if (postgres) dbEnd = postgresCpuMs();
       machineEnd = machineCpuMs();
+      logEnd = scrapeLog(metrics);
     }, (WARMUP_S + SECONDS_S) * 1000),
   ];
   const client = async (c: number) => {
@@ -330,6 +388,8 @@ async function load(
     r.dbCpuMsPerCall = postgresCpuBetween(dbStart, dbEnd) / calls;
   if (machineStart !== undefined && machineEnd !== undefined && calls > 0)
     r.machineCpuMsPerCall = (machineEnd - machineStart) / calls;
+  const log = logWindow(await logStart, await logEnd, SECONDS_S);
+  if (log) r.log = log;
   return r;
 }
 
@@ -344,7 +404,7 @@ async function startAuditgate(
   kind: DbKind,
   upstreamUrl: string,
   root = ROOT,
-): Promise<{ url: string; key: string; tdb: TestDb; child: ChildProcess }> {
+): Promise<{ url: string; key: string; tdb: TestDb; child: ChildProcess; metrics?: MetricsTarget }> {
   const tdb = await createTestDb(kind, { migrate: false });
   const config = join(tdb.dir, 'auditgate.config.json');
   writeFileSync(config, JSON.stringify({ targets: { bench: { url: upstreamUrl } } }));
@@ -363,6 +423,8 @@ async function startAuditgate(
       : {}),
   };
   let key: string;
+  // A second key to scrape /metrics with; versions before the monitor role have neither.
+  let monitorKey: string | undefined;
   if (root === ROOT) {
     const out: string[] = [];
     const code = await cli(['keys', 'create', '--subject', 'bench'], {
@@ -373,6 +435,9 @@ async function startAuditgate(
     });
     if (code !== 0) throw new Error(`keys create failed: ${out.join('\n')}`);
     key = out[0]!.trim();
+    const mon: string[] = [];
+    if ((await cli(['keys', 'create', '--subject', 'bench-monitor', '--role', 'monitor'], { env, cwd: tdb.dir, out: (l) => mon.push(l), err: () => {} })) === 0)
+      monitorKey = mon[0]!.trim();
   } else {
     const r = spawnSync(
       process.execPath,
@@ -385,6 +450,12 @@ async function startAuditgate(
     );
     if (r.status !== 0) throw new Error(`keys create (${root}) failed: ${r.stdout}${r.stderr}`);
     key = r.stdout.split('\n')[0]!.trim();
+    const mon = spawnSync(
+      process.execPath,
+      [join(root, 'bin/auditgate.mjs'), 'keys', 'create', '--subject', 'bench-monitor', '--role', 'monitor'],
+      { cwd: tdb.dir, env, encoding: 'utf8' },
+    );
+    if (mon.status === 0) monitorKey = mon.stdout.split('\n')[0]!.trim();
   }
   const { child } = await startProcess(
     [...NODE_ARGS, '--import', 'tsx', join(root, 'server/main.ts')],
@@ -392,7 +463,13 @@ async function startAuditgate(
     /\/mcp\/bench/,
     root,
   );
-  return { url: `http://127.0.0.1:${port}/mcp/bench`, key, tdb, child };
+  return {
+    url: `http://127.0.0.1:${port}/mcp/bench`,
+    key,
+    tdb,
+    child,
+    ...(monitorKey ? { metrics: { url: `http://127.0.0.1:${port}/metrics`, key: monitorKey } } : {}),
+  };
 }
 
 interface Row {
@@ -461,7 +538,7 @@ async function main(): Promise<void> {
         const label = compareLabels.get(id);
         return [
           label ? `${name} — ${label} (--compare)` : name,
-          (w) => load(g.url, { authorization: `Bearer ${g.key}` }, g.child.pid, w, kind === 'postgres'),
+          (w) => load(g.url, { authorization: `Bearer ${g.key}` }, g.child.pid, w, kind === 'postgres', g.metrics),
         ];
       }),
     ];
@@ -574,6 +651,22 @@ async function main(): Promise<void> {
   console.log(
     "⁴ How often the main thread of the process in the middle went to sleep per call (voluntary context switches: waiting for the network in epoll, or for the disk in an fsync). Each sleep and wake-up costs CPU of its own, on this VM tens of microseconds.",
   );
+  const logRows = [
+    ...sat.filter((s) => s.log).map((s) => ({ phase: 'saturation', s })),
+    ...pac.filter((s) => s.log).map((s) => ({ phase: `${pacedRate} calls/s`, s })),
+  ];
+  if (logRows.length) {
+    console.log('');
+    console.log("**The audit log during these runs** (auditgate's own `/metrics`, scraped at the start and end of each measured window; medians over rounds):");
+    console.log('');
+    console.log('| path | load | commits/s | entries per commit | commit ms (mean) | commits on the event loop (SQLite) |');
+    console.log('|---|---|---:|---:|---:|---:|');
+    for (const { phase, s } of logRows) {
+      const l = s.log!;
+      const share = l.eventLoopShare === undefined ? '–' : `${Math.round(l.eventLoopShare * 100)} %`;
+      console.log(`| ${s.name} | ${phase} | ${f1(l.commitsPerSecond)} | ${f1(l.entriesPerCommit)} | ${f2(l.commitMs)} | ${share} |`);
+    }
+  }
   for (const label of ['SQLite', 'PostgreSQL']) {
     const s = sat.find((x) => x.name.includes(label) && !x.name.includes('--compare'));
     const p = pac.find((x) => x.name.includes(label) && !x.name.includes('--compare'));
@@ -589,6 +682,18 @@ async function main(): Promise<void> {
     );
     if (label === 'SQLite' && (!rateOk || !p50Ok)) process.exitCode = 1;
   }
+}
+
+/** Each figure's median over the rounds that have one. */
+function medianLog(ws: LogWindow[]): LogWindow | undefined {
+  if (!ws.length) return undefined;
+  const shares = ws.map((w) => w.eventLoopShare).filter((x): x is number => x !== undefined);
+  return {
+    commitsPerSecond: median(ws.map((w) => w.commitsPerSecond)),
+    entriesPerCommit: median(ws.map((w) => w.entriesPerCommit)),
+    commitMs: median(ws.map((w) => w.commitMs)),
+    ...(shares.length ? { eventLoopShare: median(shares) } : {}),
+  };
 }
 
 // Other load on the machine moves single runs a lot: report the median round (rounds interleave the paths).
@@ -631,6 +736,7 @@ function summarise(rows: Row[]) {
       sleeps: sleeps.length ? median(sleeps) : NaN,
       dbCpu: dbCpu.length ? median(dbCpu) : NaN,
       machineCpu: machineCpu.length ? median(machineCpu) : NaN,
+      log: medianLog(rs.map((r) => r.log).filter((x): x is LogWindow => x !== undefined)),
     };
   });
 }

@@ -7,6 +7,7 @@ import type { Db } from './db.ts';
 import type { Logger } from './logger.ts';
 import type { AuditLog } from './audit/log.ts';
 import type { AuditSink, Authenticator, Authorizer } from '../gateway/types.ts';
+import type { AuditRecord } from '../gateway/audit-record.ts';
 import { Gateway } from '../gateway/gateway.ts';
 import { gatewayPlugin } from '../gateway/hapi.ts';
 import { ApiKeyStore } from './auth/api-keys.ts';
@@ -34,12 +35,22 @@ export interface MountOptions {
   /** Per-tool policy (the `policies:` section); without it every authenticated call is allowed. */
   authorizer?: Authorizer;
   env?: Record<string, string | undefined>;
+  /** Sees every record the gateway appends, just before it goes to the log (metrics). */
+  observe?: (record: AuditRecord) => void;
 }
 
 export async function mountGateway(opts: MountOptions): Promise<MountedGateway> {
   const doc = opts.configDocument ?? readConfigDocument(opts.config);
   const settings = parseGatewayConfig(doc, opts.env ?? process.env);
-  const sink: AuditSink = { append: (record) => opts.log.append(record) };
+  const observe = opts.observe;
+  const sink: AuditSink = observe
+    ? {
+        append: (record) => {
+          observe(record);
+          return opts.log.append(record);
+        },
+      }
+    : { append: (record) => opts.log.append(record) };
   const authenticator = opts.authenticator ?? createAuthenticator({ apiKeys: new ApiKeyStore(opts.db) });
   const gateway = new Gateway({
     targets: settings.targets,

@@ -18,6 +18,7 @@ import { STRATEGY } from './auth/hapi-auth.ts';
 import { AUDIT_READ_ROLES } from './auth/roles.ts';
 import { mountReports, type MountedReports } from './reports/mount.ts';
 import { setupEvidence } from './evidence/setup.ts';
+import { metricsPlugin, ServiceMetrics } from './metrics.ts';
 
 export interface Service {
   config: Config;
@@ -30,6 +31,7 @@ export interface Service {
   mcp: MountedGateway;
   /** Reports, campaigns and the job scheduler (register jobs on reports.registry). */
   reports: MountedReports;
+  metrics: ServiceMetrics;
   /** Base URL the service listens on (after start). */
   url: string;
   stop(): Promise<void>;
@@ -50,6 +52,8 @@ export async function startService(config: Config, opts: ServiceOptions = {}): P
   try {
     await migrate(db);
     const signer = await loadOrCreateLogKey(config.log.keyFile, config.log.origin);
+    // Metrics read the log when scraped; the log tells them of each commit.
+    let metrics: ServiceMetrics | undefined;
     const log = await openKnexLog(db, {
       origin: config.log.origin,
       signer,
@@ -57,8 +61,11 @@ export async function startService(config: Config, opts: ServiceOptions = {}): P
       batchMaxDelayMs: config.log.batchMaxDelayMs,
       checkpointIntervalMs: config.log.checkpointIntervalMs,
       logger,
+      onCommit: (entries, ms) => metrics?.committed(entries, ms),
     });
     stoppers.push(() => log.close());
+    const targetNames = new Set<string>();
+    metrics = new ServiceMetrics({ log, knownTarget: (name) => targetNames.has(name), instance: config.instanceId });
 
     const readiness = new Readiness();
     readiness.register('database', async () => {
@@ -76,8 +83,8 @@ export async function startService(config: Config, opts: ServiceOptions = {}): P
     // last start are recorded (config.change) before anything is served.
     const identity = await buildIdentity({ config, db, doc: configDocument, logger });
     await identity.recordConfiguration(log);
-    const targetNames = new Set<string>();
     await identity.register(server, { sink: log, targetExists: (name) => targetNames.has(name) });
+    await server.register({ plugin: metricsPlugin, options: { metrics } });
     await server.register({
       plugin: logApiPlugin,
       options: {
@@ -99,6 +106,7 @@ export async function startService(config: Config, opts: ServiceOptions = {}): P
       configDocument,
       authenticator: identity.authenticator,
       authorizer: identity.authorizer,
+      observe: (record) => metrics!.observe(record),
     });
     for (const t of mcp.settings.targets) targetNames.add(t.name);
 
@@ -132,6 +140,7 @@ export async function startService(config: Config, opts: ServiceOptions = {}): P
       readiness,
       mcp,
       reports,
+      metrics,
       url,
       async stop() {
         await server.stop({ timeout: 5_000 });

@@ -78,6 +78,25 @@ export interface KnexLogOptions {
   selfCheckSample?: number;
   /** File-backed SQLite: commit on a writer thread of the log's own (default true). */
   sqliteWriterThread?: boolean;
+  /** Told of every committed batch (metrics); must be cheap: it runs on the commit path. */
+  onCommit?: (entries: number, ms: number) => void;
+}
+
+/** What the log is doing, read when metrics are scraped. */
+export interface LogSnapshot {
+  /** Tree size as of this process's last commit or reload. */
+  size: number;
+  /** Appends waiting for a batch, and entries in the batch being committed. */
+  queued: number;
+  committing: number;
+  /** Committed entries whose audit_events rows are not written yet. */
+  indexBacklog: number;
+  /** False once the self-check failed or an inconsistency was detected: appends are refused. */
+  writable: boolean;
+  /** The newest checkpoint this process signed or found. */
+  checkpoint?: { size: number; signedAt: string };
+  /** SQLite: commits made on the event loop and on the writer thread. */
+  writer?: { inline: number; thread: number };
 }
 
 interface Pending {
@@ -101,6 +120,8 @@ export interface BatchStats {
   batches: number;
   entries: number;
   casConflicts: number;
+  /** Appends answered with LogUnavailableError (refused, failed or timed out). */
+  failed: number;
 }
 
 export class KnexLog implements AuditLog {
@@ -108,11 +129,12 @@ export class KnexLog implements AuditLog {
   readonly origin: string;
   /** The C2SP verifier key line of the log's signing key. */
   readonly vkey: string;
-  readonly stats: BatchStats = { batches: 0, entries: 0, casConflicts: 0 };
+  readonly stats: BatchStats = { batches: 0, entries: 0, casConflicts: 0, failed: 0 };
 
   readonly #db: Db;
   readonly #writer: BatchWriter;
-  readonly #opts: Required<Omit<KnexLogOptions, 'logger'>> & { logger?: Logger };
+  readonly #opts: Required<Omit<KnexLogOptions, 'logger' | 'onCommit'>> &
+    Pick<KnexLogOptions, 'logger' | 'onCommit'>;
   readonly #open: CheckpointOpener;
   /** Committed tree as of this process's last commit or reload. */
   #frontier = new Frontier();
@@ -134,6 +156,7 @@ export class KnexLog implements AuditLog {
   /** Every entry below this size is known to have its audit_events row. */
   #indexedBelow = 0;
   #checkpointRun: Promise<StoredCheckpoint | undefined> | undefined;
+  #lastCheckpoint: { size: number; signedAt: string } | undefined;
 
   /** Use openKnexLog(): the log must pass its self-check before it takes writes. */
   constructor(db: Db, opts: KnexLogOptions) {
@@ -210,6 +233,19 @@ export class KnexLog implements AuditLog {
     return { ok: this.#problems.length === 0, checkedSize: this.#checkedSize, problems: [...this.#problems] };
   }
 
+  snapshot(): LogSnapshot {
+    const s: LogSnapshot = {
+      size: this.#frontier.size,
+      queued: this.#queue.length,
+      committing: this.#committing.length,
+      indexBacklog: this.#indexQueue.length,
+      writable: this.#problems.length === 0 && !this.#closed,
+    };
+    if (this.#lastCheckpoint) s.checkpoint = { ...this.#lastCheckpoint };
+    if (this.#writer.stats) s.writer = { ...this.#writer.stats };
+    return s;
+  }
+
   /** Records a detected inconsistency: from now on this process refuses to write or sign. */
   #alarm(problem: string): LogUnavailableError {
     if (!this.#problems.includes(problem)) this.#problems.push(problem);
@@ -245,9 +281,10 @@ export class KnexLog implements AuditLog {
   }
 
   #enqueue(data: Buffer, record: unknown): Promise<number> {
-    if (this.#closed) return Promise.reject(new LogUnavailableError('audit log is closed'));
-    if (this.#problems.length) {
-      return Promise.reject(new LogUnavailableError(`audit log refuses writes: ${this.#problems[0]}`));
+    if (this.#closed || this.#problems.length) {
+      this.stats.failed++;
+      const why = this.#closed ? 'audit log is closed' : `audit log refuses writes: ${this.#problems[0]}`;
+      return Promise.reject(new LogUnavailableError(why));
     }
     // Hashing here, while the previous batch commits, keeps it off the commit path.
     const leaf = leafHash(data);
@@ -272,7 +309,10 @@ export class KnexLog implements AuditLog {
     if (p.settled) return;
     p.settled = true;
     if (typeof result === 'number') p.resolve(result);
-    else p.reject(result);
+    else {
+      this.stats.failed++;
+      p.reject(result);
+    }
   }
 
   /**
@@ -354,7 +394,9 @@ export class KnexLog implements AuditLog {
         if (this.#problems.length)
           throw new LogUnavailableError(`audit log refuses writes: ${this.#problems[0]}`);
         try {
+          const started = performance.now();
           const first = await this.#commitOnce(batch);
+          this.#opts.onCommit?.(batch.length, performance.now() - started);
           this.stats.batches++;
           this.stats.entries += batch.length;
           if (this.#opts.indexEvents) {
@@ -609,9 +651,14 @@ export class KnexLog implements AuditLog {
 
   /** Serialised per process; concurrent processes are kept apart by the size primary key. */
   checkpoint(): Promise<StoredCheckpoint | undefined> {
-    this.#checkpointRun ??= this.#checkpoint().finally(() => {
-      this.#checkpointRun = undefined;
-    });
+    this.#checkpointRun ??= this.#checkpoint()
+      .then((c) => {
+        if (c && c.size >= (this.#lastCheckpoint?.size ?? 0)) this.#lastCheckpoint = { size: c.size, signedAt: c.signedAt };
+        return c;
+      })
+      .finally(() => {
+        this.#checkpointRun = undefined;
+      });
     return this.#checkpointRun;
   }
 

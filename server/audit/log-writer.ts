@@ -35,6 +35,8 @@ export interface BatchWriter {
   start(): Promise<void>;
   /** Releases what the writer holds itself (the SQLite writer thread); the Db stays the caller's. */
   close(): Promise<void>;
+  /** SQLite's adaptive writer: commits made on the event loop and on its thread. */
+  readonly stats?: { inline: number; thread: number };
 }
 
 /**
@@ -295,7 +297,7 @@ export class SqliteAdaptiveWriter implements BatchWriter {
   #averageMs = 0;
   /** performance.now() until which writes go to the thread. */
   #threadUntil = 0;
-  /** Writes done on the event loop and on the thread. */
+  /** Entry commits made on the event loop and on the thread (index writes not counted). */
   readonly stats = { inline: 0, thread: 0 };
 
   constructor(file: string, opts: { slowMs?: number; spellMs?: number } = {}) {
@@ -328,20 +330,21 @@ export class SqliteAdaptiveWriter implements BatchWriter {
       // Start afresh after the spell: one slow stretch should not outlive it.
       this.#averageMs = 0;
     }
-    this.stats.inline++;
     return { value };
   }
 
   async write(b: BatchWrite): Promise<boolean> {
     const done = this.#tryInline((run) => run.commit(b));
-    if (done) return done.value;
+    if (done) {
+      this.stats.inline++;
+      return done.value;
+    }
     this.stats.thread++;
     return this.#thread.write(b);
   }
 
   async writeIndex(rows: AuditEventRow[]): Promise<void> {
     if (this.#tryInline((run) => run.index(rows))) return;
-    this.stats.thread++;
     return this.#thread.writeIndex(rows);
   }
 

@@ -1,7 +1,7 @@
 // The fixed set of roles auditgate understands. Identity providers' groups and claims are mapped
 // onto these by configuration; nothing else is ever trusted as a role.
 
-export const ROLES = ['admin', 'compliance', 'auditor', 'approver', 'agent'] as const;
+export const ROLES = ['admin', 'compliance', 'auditor', 'approver', 'agent', 'monitor'] as const;
 export type Role = (typeof ROLES)[number];
 
 export function isRole(s: string): s is Role {
@@ -13,3 +13,6 @@ export const AUDIT_READ_ROLES: readonly Role[] = ['auditor', 'compliance', 'admi
 
 /** Role an identity needs to send MCP traffic through the gateway. */
 export const MCP_ROLE: Role = 'agent';
+
+/** Roles that may scrape /metrics: `monitor` reads nothing else (a Prometheus credential). */
+export const METRICS_ROLES: readonly Role[] = ['monitor', 'admin'];
