@@ -63,7 +63,6 @@ export interface MetricsLog {
 }
 
 export interface ServiceMetricsOptions {
-  log: MetricsLog;
   /** Whether a target name is configured (others are labelled "(unknown)"). */
   knownTarget: (name: string) => boolean;
   instance: string;
@@ -130,8 +129,11 @@ export class ServiceMetrics {
       buckets: [0.0002, 0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1],
       registers,
     });
+  }
 
-    const log = opts.log;
+  /** Adds the log's metrics, read from it at each scrape. */
+  watchLog(log: MetricsLog): void {
+    const registers = [this.registry];
     const counter = (name: string, help: string, read: () => number) =>
       new Counter({
         name,

@@ -52,8 +52,8 @@ export async function startService(config: Config, opts: ServiceOptions = {}): P
   try {
     await migrate(db);
     const signer = await loadOrCreateLogKey(config.log.keyFile, config.log.origin);
-    // Metrics read the log when scraped; the log tells them of each commit.
-    let metrics: ServiceMetrics | undefined;
+    const targetNames = new Set<string>();
+    const metrics = new ServiceMetrics({ knownTarget: (name) => targetNames.has(name), instance: config.instanceId });
     const log = await openKnexLog(db, {
       origin: config.log.origin,
       signer,
@@ -61,11 +61,10 @@ export async function startService(config: Config, opts: ServiceOptions = {}): P
       batchMaxDelayMs: config.log.batchMaxDelayMs,
       checkpointIntervalMs: config.log.checkpointIntervalMs,
       logger,
-      onCommit: (entries, ms) => metrics?.committed(entries, ms),
+      onCommit: metrics.committed,
     });
     stoppers.push(() => log.close());
-    const targetNames = new Set<string>();
-    metrics = new ServiceMetrics({ log, knownTarget: (name) => targetNames.has(name), instance: config.instanceId });
+    metrics.watchLog(log);
 
     const readiness = new Readiness();
     readiness.register('database', async () => {
@@ -106,7 +105,7 @@ export async function startService(config: Config, opts: ServiceOptions = {}): P
       configDocument,
       authenticator: identity.authenticator,
       authorizer: identity.authorizer,
-      observe: (record) => metrics!.observe(record),
+      observe: (record) => metrics.observe(record),
     });
     for (const t of mcp.settings.targets) targetNames.add(t.name);
 
