@@ -77,10 +77,11 @@ for (const kind of DB_KINDS) {
     const { key, record } = await cli.create({ subject: 'a', createdBy: 'test' });
     t.true((await gateway.verify(key)).ok);
     await cli.revoke(record.id, 'admin');
-    const start = Date.now();
-    while ((await gateway.verify(key)).ok) await new Promise((r) => setTimeout(r, 10));
-    const took = Date.now() - start;
-    t.true(took <= 400, `revocation took ${took} ms to apply`);
+    // The gateway's cached entry was fetched before the revocation: once the TTL has passed since
+    // then, the next check must refuse. (A wall-clock bound on a polling loop failed on a busy machine.)
+    await new Promise((r) => setTimeout(r, 200 + 20));
+    const after = await gateway.verify(key);
+    t.false(after.ok, 'the revocation applies once the cache TTL has passed');
   });
 
   test(`${kind}: authenticator maps keys to actors and refusals to 401/403 with resource metadata`, async (t) => {
