@@ -197,7 +197,7 @@ export class ServiceMetrics {
     );
     new Counter({
       name: 'auditgate_log_sqlite_commits_total',
-      help: 'SQLite commits made on the event loop (while they are quick) and on the log’s writer thread.',
+      help: 'SQLite commit attempts made on the event loop (while they are quick) and on the log’s writer thread; one that lost the compare-and-swap to another writer counts too.',
       labelNames: ['where'],
       registers,
       collect() {
