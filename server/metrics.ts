@@ -256,7 +256,6 @@ export class ServiceMetrics {
       default:
     }
   }
-
 }
 
 /**
