@@ -3,7 +3,7 @@
 // and the recognisable prefix + id let a leaked key be spotted (secret scanning) and revoked.
 import { hash, randomBytes, timingSafeEqual } from 'node:crypto';
 import type { Db } from '../db.ts';
-import { isRole, type Role } from './roles.ts';
+import { isRole, ROLES, type Role } from './roles.ts';
 
 export const API_KEY_PREFIX = 'agk_';
 // id: 8 random bytes as hex; secret: 32 random bytes (256 bits) as base64url (43 characters).
@@ -160,7 +160,7 @@ export class ApiKeyStore {
     for (const r of roles) {
       if (!isRole(r))
         throw new ApiKeyInputError(
-          `unknown role ${JSON.stringify(r)} (expected admin, compliance, auditor, approver or agent)`,
+          `unknown role ${JSON.stringify(r)} (expected one of: ${ROLES.join(', ')})`,
         );
     }
     if (input.expiresAt !== undefined && !(Date.parse(input.expiresAt) > this.now())) {
