@@ -35,7 +35,7 @@ export interface MountOptions {
   /** Per-tool policy (the `policies:` section); without it every authenticated call is allowed. */
   authorizer?: Authorizer;
   env?: Record<string, string | undefined>;
-  /** Sees every record the gateway appends, just before it goes to the log (metrics). */
+  /** Sees every record the gateway appended, once the log made it durable (metrics). */
   observe?: (record: AuditRecord) => void;
 }
 
@@ -43,14 +43,17 @@ export async function mountGateway(opts: MountOptions): Promise<MountedGateway> 
   const doc = opts.configDocument ?? readConfigDocument(opts.config);
   const settings = parseGatewayConfig(doc, opts.env ?? process.env);
   const observe = opts.observe;
-  const sink: AuditSink = observe
-    ? {
-        append: (record) => {
+  // Counted once durable: a record the gateway retries during an outage is counted once, and one
+  // that never made it is not counted at all (the log counts the failed appends).
+  const sink: AuditSink = {
+    append: observe
+      ? async (record) => {
+          const index = await opts.log.append(record);
           observe(record);
-          return opts.log.append(record);
-        },
-      }
-    : { append: (record) => opts.log.append(record) };
+          return index;
+        }
+      : (record) => opts.log.append(record),
+  };
   const authenticator = opts.authenticator ?? createAuthenticator({ apiKeys: new ApiKeyStore(opts.db) });
   const gateway = new Gateway({
     targets: settings.targets,

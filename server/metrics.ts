@@ -2,8 +2,9 @@
 // operator alerts on. Is the audit log writable and keeping up? How much MCP traffic passes, how
 // much is refused and why, how fast upstreams answer?
 //
-// Traffic is counted from the audit records the gateway appends. That is the one place every
-// message passes through, so no message can be forwarded without being counted. The log's state is
+// Traffic is counted from the audit records the gateway appends, once each is durable. That is the
+// one place every message passes through, so no message can be forwarded without being counted,
+// and the counts are what the log holds. The log's state is
 // read when the registry is scraped, so the commit path pays for nothing but one histogram
 // observation per batch.
 //
@@ -219,7 +220,7 @@ export class ServiceMetrics {
     return name !== undefined && this.#knownTarget(name) ? name : '(unknown)';
   }
 
-  /** Counts one record the gateway is about to append. */
+  /** Counts one record the gateway appended, once it is durable. */
   observe(r: AuditRecord): void {
     const mcp = r.mcp;
     if (!mcp) return;

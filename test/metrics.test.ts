@@ -169,8 +169,12 @@ test('/metrics needs a credential with the monitor (or admin) role, and monitor 
 });
 
 test('a log that refuses appends shows as not writable, with its refusals counted', async (t) => {
-  const gw = await startGatewayService();
-  t.teardown(() => gw.cleanup());
+  const upstream = await startEverythingHttp();
+  const gw = await startGatewayService({ targets: { everything: { url: upstream.url } } });
+  t.teardown(async () => {
+    await gw.cleanup();
+    await upstream.stop();
+  });
   const monitor = (await gw.newKey('prometheus', ['monitor'])).key;
   const before = parseExposition(await (await scrape(gw, monitor)).text());
   t.is(sum(before, 'auditgate_log_writable'), 1);
@@ -179,4 +183,21 @@ test('a log that refuses appends shows as not writable, with its refusals counte
   const after = parseExposition(await (await scrape(gw, monitor)).text());
   t.is(sum(after, 'auditgate_log_writable'), 0);
   t.is(sum(after, 'auditgate_log_append_failures_total'), 1);
+
+  // MCP traffic now fails closed; a message whose record never became durable is not counted.
+  const messages = sum(after, 'auditgate_mcp_messages_total');
+  const refused = await fetch(gw.endpoint('everything'), {
+    method: 'POST',
+    headers: { authorization: `Bearer ${gw.key}`, 'content-type': 'application/json', accept: 'application/json, text/event-stream' },
+    body: JSON.stringify({
+      jsonrpc: '2.0',
+      id: 1,
+      method: 'initialize',
+      params: { protocolVersion: '2025-11-25', capabilities: {}, clientInfo: { name: 't', version: '1' } },
+    }),
+  });
+  t.is(refused.status, 503);
+  const later = parseExposition(await (await scrape(gw, monitor)).text());
+  t.is(sum(later, 'auditgate_mcp_messages_total'), messages, 'no message counted that the log does not hold');
+  t.true(sum(later, 'auditgate_log_append_failures_total') > 1, 'the failed appends are counted instead');
 });
