@@ -422,41 +422,23 @@ async function startAuditgate(
       ? { AUDITGATE_LOG_BATCH_DELAY_MS: args['log-batch-delay'] }
       : {}),
   };
-  let key: string;
+  // `auditgate keys create` of that checkout: in this process for this one, else its CLI.
+  const createKey = async (argv: string[]): Promise<{ ok: boolean; key: string; output: string }> => {
+    const args = ['keys', 'create', ...argv];
+    if (root === ROOT) {
+      const out: string[] = [];
+      const code = await cli(args, { env, cwd: tdb.dir, out: (l) => out.push(l), err: (l) => out.push(l) });
+      return { ok: code === 0, key: (out[0] ?? '').trim(), output: out.join('\n') };
+    }
+    const r = spawnSync(process.execPath, [join(root, 'bin/auditgate.mjs'), ...args], { cwd: tdb.dir, env, encoding: 'utf8' });
+    return { ok: r.status === 0, key: r.stdout.split('\n')[0]!.trim(), output: r.stdout + r.stderr };
+  };
+  const agent = await createKey(['--subject', 'bench']);
+  if (!agent.ok) throw new Error(`keys create (${root}) failed: ${agent.output}`);
+  const key = agent.key;
   // A second key to scrape /metrics with; versions before the monitor role have neither.
-  let monitorKey: string | undefined;
-  if (root === ROOT) {
-    const out: string[] = [];
-    const code = await cli(['keys', 'create', '--subject', 'bench'], {
-      env,
-      cwd: tdb.dir,
-      out: (l) => out.push(l),
-      err: (l) => out.push(l),
-    });
-    if (code !== 0) throw new Error(`keys create failed: ${out.join('\n')}`);
-    key = out[0]!.trim();
-    const mon: string[] = [];
-    if ((await cli(['keys', 'create', '--subject', 'bench-monitor', '--role', 'monitor'], { env, cwd: tdb.dir, out: (l) => mon.push(l), err: () => {} })) === 0)
-      monitorKey = mon[0]!.trim();
-  } else {
-    const r = spawnSync(
-      process.execPath,
-      [join(root, 'bin/auditgate.mjs'), 'keys', 'create', '--subject', 'bench'],
-      {
-        cwd: tdb.dir,
-        env,
-        encoding: 'utf8',
-      },
-    );
-    if (r.status !== 0) throw new Error(`keys create (${root}) failed: ${r.stdout}${r.stderr}`);
-    key = r.stdout.split('\n')[0]!.trim();
-    const mon = spawnSync(
-      process.execPath,
-      [join(root, 'bin/auditgate.mjs'), 'keys', 'create', '--subject', 'bench-monitor', '--role', 'monitor'],
-      { cwd: tdb.dir, env, encoding: 'utf8' },
-    );
-    if (mon.status === 0) monitorKey = mon.stdout.split('\n')[0]!.trim();
-  }
+  const monitor = await createKey(['--subject', 'bench-monitor', '--role', 'monitor']);
+  const monitorKey = monitor.ok ? monitor.key : undefined;
   const { child } = await startProcess(
     [...NODE_ARGS, '--import', 'tsx', join(root, 'server/main.ts')],
     env,
