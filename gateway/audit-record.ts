@@ -74,7 +74,11 @@ export interface AuditRecord {
   v: typeof AUDIT_RECORD_VERSION;
   /** Unique event id (UUID). */
   id: string;
-  /** UTC, microsecond precision: 2026-11-25T17:18:24.123456Z */
+  /**
+   * UTC, microsecond precision: 2026-11-25T17:18:24.123456Z. From the writing process's audit clock
+   * (auditTimestamp): within one process it never goes backwards, so a record built after another
+   * never carries an earlier time.
+   */
   ts: string;
   event: AuditEventType;
   gateway: { instance: string; version: string };
@@ -88,9 +92,46 @@ export interface AuditRecord {
   detail?: Record<string, unknown>;
 }
 
-/** Microsecond-precision UTC timestamp; Date has only milliseconds, so the rest comes from hrtime. */
-export function auditTimestamp(now: Date = new Date(), micros?: number): string {
-  const iso = now.toISOString(); // 2026-11-25T17:18:24.123Z
-  const extra = micros ?? Number(process.hrtime.bigint() / 1000n % 1000n);
-  return `${iso.slice(0, 23)}${String(extra).padStart(3, '0')}Z`;
+// The process's audit clock. Date.now() has only milliseconds, and filling the last three digits
+// from an unrelated counter made records of the same millisecond go backwards about once per
+// millisecond (a response could carry an earlier time than its request). The clock is the wall
+// clock read once a second, advanced in between by the monotonic clock, which counts real
+// microseconds; it never goes backwards within the process by less than a second — a resync to a
+// slightly earlier wall time holds the clock instead — while a larger step of the system clock is
+// followed, so a corrected clock shows in the records.
+const RESYNC_MS = 1_000;
+const MAX_HOLD_US = 1_000_000;
+let anchorWallMs = Date.now();
+let anchorMono = performance.now();
+let lastUs = 0;
+
+/** Microseconds since the epoch, on the audit clock. */
+export function auditClockMicros(): number {
+  let mono = performance.now();
+  if (mono - anchorMono >= RESYNC_MS) {
+    anchorWallMs = Date.now();
+    anchorMono = mono = performance.now();
+  }
+  let us = Math.floor((anchorWallMs + (mono - anchorMono)) * 1000);
+  if (us < lastUs && lastUs - us < MAX_HOLD_US) us = lastUs;
+  lastUs = us;
+  return us;
+}
+
+/**
+ * Microsecond-precision UTC timestamp (2026-11-25T17:18:24.123456Z) on the audit clock; with a
+ * Date (tests, fixed times), that instant with `micros` as the sub-millisecond digits.
+ */
+export function auditTimestamp(now?: Date, micros = 0): string {
+  let ms: number;
+  let extra: number;
+  if (now) {
+    ms = now.getTime();
+    extra = micros;
+  } else {
+    const us = auditClockMicros();
+    ms = Math.floor(us / 1000);
+    extra = us - ms * 1000;
+  }
+  return `${new Date(ms).toISOString().slice(0, 23)}${String(extra).padStart(3, '0')}Z`;
 }

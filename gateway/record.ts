@@ -90,7 +90,7 @@ export function createRecordBuilder(opts: RecordBuilderOptions): RecordBuilder {
   // The same for every record: serialised once.
   const gateway = Object.freeze({ instance: opts.instance, version: opts.version });
   rememberCanonical(gateway, canonicalJson(gateway));
-  const now = opts.now ?? (() => new Date());
+  const now = opts.now;
 
   const payloadOf = (body: unknown, mctx: MaskContext) => {
     const text = canonicalJson(body);
@@ -113,7 +113,7 @@ export function createRecordBuilder(opts: RecordBuilderOptions): RecordBuilder {
     const rec: AuditRecord = {
       v: AUDIT_RECORD_VERSION,
       id: randomUUID(),
-      ts: auditTimestamp(now()),
+      ts: now ? auditTimestamp(now()) : auditTimestamp(),
       event: input.event as AuditEventType,
       gateway,
     };
