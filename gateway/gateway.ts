@@ -210,8 +210,7 @@ export class Gateway {
       return { raw, parsed: parseBody(raw) };
     } catch (err) {
       if (err instanceof JsonRpcFormatError) {
-        const rule = err.message.includes('UTF-8') ? 'utf-8' : 'parse';
-        throw new Refusal(400, err.code, err.code === -32700 ? `Parse error: ${err.message}` : `Invalid Request: ${err.message}`, rule, {
+        throw new Refusal(400, err.code, err.code === -32700 ? `Parse error: ${err.message}` : `Invalid Request: ${err.message}`, err.rule, {
           detail: { bytes: raw.length, sha256: sha256Hex(raw) },
         });
       }

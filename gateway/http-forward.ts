@@ -12,7 +12,7 @@ import { isListMethod, type PolicyGate } from './policy-gate.ts';
 import { HttpUpstream, UpstreamError, toUpstreamError, type UpstreamResponse } from './http-upstream.ts';
 import { Session } from './session.ts';
 import { PendingRequests } from './pending.ts';
-import { errorMessage, idKey, INTERNAL_ERROR, parseUpstream, type Classified } from './jsonrpc.ts';
+import { errorMessage, idKey, INTERNAL_ERROR, JsonRpcFormatError, parseUpstream, type Classified } from './jsonrpc.ts';
 import { sendEmpty, sendJson, sendRpcError, SseWriter } from './respond.ts';
 import { SseParser, type SseEvent } from './sse.ts';
 import type { AuditActor, AuditClient } from './audit-record.ts';
@@ -278,8 +278,10 @@ async function upstreamInputs(
   let parsed: ReturnType<typeof parseUpstream>;
   try {
     parsed = parseUpstream(text);
-  } catch {
+  } catch (err) {
+    // Relayed as it came, recorded as text: not JSON-RPC, or nested too deep to record as JSON.
     const input: RecordInput = { event: 'mcp.message', direction: 'upstream_to_client', message: { raw: text }, httpStatus };
+    if (err instanceof JsonRpcFormatError && err.rule === 'depth') input.detail = { reason: err.message };
     if (streamEventId !== undefined) input.streamEventId = streamEventId;
     return { inputs: [input], text };
   }

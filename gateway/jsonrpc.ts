@@ -16,14 +16,47 @@ export interface Classified {
   progressToken?: string | number;
 }
 
-/** Why a body could not be accepted as JSON-RPC; the code is the JSON-RPC error code to answer with. */
+/**
+ * Why a body could not be accepted as JSON-RPC; the code is the JSON-RPC error code to answer with,
+ * the rule names the check in the refusal's record.
+ */
 export class JsonRpcFormatError extends Error {
   override name = 'JsonRpcFormatError';
   constructor(
     message: string,
     readonly code: number,
+    readonly rule: 'parse' | 'utf-8' | 'depth' = 'parse',
   ) {
     super(message);
+  }
+}
+
+/**
+ * The deepest nesting of arrays and objects a message may have (the message object itself is
+ * level 1). Records are canonicalised, and later checked, by recursive code: a message nested
+ * thousands deep (a few kilobytes of brackets) would overflow its stack. MCP messages, JSON
+ * Schemas included, stay far below this.
+ */
+export const MAX_JSON_DEPTH = 256;
+
+/** Throws when `value` nests deeper than MAX_JSON_DEPTH; iterative, since the input may be deep. */
+function checkDepth(value: unknown): void {
+  if (typeof value !== 'object' || value === null) return;
+  const stack: object[] = [value];
+  const depths: number[] = [1];
+  while (stack.length > 0) {
+    const v = stack.pop()!;
+    const d = depths.pop()!;
+    if (d > MAX_JSON_DEPTH) {
+      throw new JsonRpcFormatError(`JSON nested deeper than ${MAX_JSON_DEPTH} levels`, INVALID_REQUEST, 'depth');
+    }
+    const children: unknown[] = Array.isArray(v) ? v : Object.values(v);
+    for (const c of children) {
+      if (typeof c === 'object' && c !== null) {
+        stack.push(c);
+        depths.push(d + 1);
+      }
+    }
   }
 }
 
@@ -105,7 +138,7 @@ export function decodeUtf8(bytes: Uint8Array): string {
   try {
     return utf8.decode(bytes);
   } catch {
-    throw new JsonRpcFormatError('body is not valid UTF-8', PARSE_ERROR);
+    throw new JsonRpcFormatError('body is not valid UTF-8', PARSE_ERROR, 'utf-8');
   }
 }
 
@@ -118,6 +151,7 @@ export function parseBody(bytes: Uint8Array): ParsedBody {
   } catch (err) {
     throw new JsonRpcFormatError(`malformed JSON: ${(err as Error).message}`, PARSE_ERROR);
   }
+  checkDepth(value);
   if (Array.isArray(value)) {
     if (value.length === 0) throw new JsonRpcFormatError('empty batch', INVALID_REQUEST);
     return { batch: true, messages: value.map(classify) };
@@ -133,8 +167,14 @@ export function parseUpstream(text: string): ParsedBody {
   } catch (err) {
     throw new JsonRpcFormatError(`malformed JSON from upstream: ${(err as Error).message}`, PARSE_ERROR);
   }
+  checkDepth(value);
   if (Array.isArray(value)) return { batch: true, messages: value.map(classify) };
   return { batch: false, messages: [classify(value)] };
+}
+
+/** Why an upstream line is recorded as text and not relayed: not JSON-RPC, or nested too deep. */
+export function droppedReason(err: unknown): string {
+  return err instanceof JsonRpcFormatError && err.rule === 'depth' ? err.message : 'not JSON-RPC';
 }
 
 /** A key for maps of ids: keeps 1 and "1" apart. */

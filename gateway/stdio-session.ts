@@ -13,7 +13,7 @@ import type { AuditActor, AuditClient, AuditRecord } from './audit-record.ts';
 import { Session } from './session.ts';
 import { StdioProcess, type StdioShutdown } from './stdio-process.ts';
 import { PendingRequests } from './pending.ts';
-import { errorMessage, idKey, INTERNAL_ERROR, parseUpstream, type Classified, type JsonRpcId } from './jsonrpc.ts';
+import { droppedReason, errorMessage, idKey, INTERNAL_ERROR, parseUpstream, type Classified, type JsonRpcId } from './jsonrpc.ts';
 import { sendEmpty, SseWriter } from './respond.ts';
 import { formatSseEvent } from './sse.ts';
 import { UPSTREAM_TIMEOUT } from './http-forward.ts';
@@ -354,10 +354,10 @@ export class StdioSession extends Session {
     let messages: Classified[];
     try {
       messages = parseUpstream(line).messages;
-    } catch {
-      // Not JSON-RPC (a stray print to stdout): recorded, not relayed.
+    } catch (err) {
+      // Not JSON-RPC (a stray print to stdout), or nested too deep to record: recorded as text, not relayed.
       await this.deps.auditor.appendPersistent(
-        { event: 'mcp.message', direction: 'upstream_to_client', message: { raw: line }, detail: { dropped: 'not JSON-RPC' } },
+        { event: 'mcp.message', direction: 'upstream_to_client', message: { raw: line }, detail: { dropped: droppedReason(err) } },
         this.recordContext(),
       );
       return;

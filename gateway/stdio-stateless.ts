@@ -8,7 +8,7 @@ import type { Auditor } from './auditor.ts';
 import type { GatewayLogger } from './logger.ts';
 import type { RecordContext, RecordInput } from './record.ts';
 import { StdioProcess, type StdioShutdown } from './stdio-process.ts';
-import { errorMessage, INTERNAL_ERROR, METHOD_NOT_FOUND, parseUpstream, type Classified, type JsonRpcId } from './jsonrpc.ts';
+import { droppedReason, errorMessage, INTERNAL_ERROR, METHOD_NOT_FOUND, parseUpstream, type Classified, type JsonRpcId } from './jsonrpc.ts';
 import { sendEmpty, sendJson, SseWriter } from './respond.ts';
 import { UPSTREAM_TIMEOUT, AUDIT_UNAVAILABLE_MESSAGE } from './http-forward.ts';
 import { AuditUnavailableError } from './auditor.ts';
@@ -159,7 +159,12 @@ export class StatelessStdio {
     let messages: Classified[];
     try {
       messages = parseUpstream(line).messages;
-    } catch {
+    } catch (err) {
+      // Not JSON-RPC (a stray print to stdout), or nested too deep to record: recorded as text, not relayed.
+      await this.deps.auditor.appendPersistent(
+        { event: 'mcp.message', direction: 'upstream_to_client', message: { raw: line }, detail: { dropped: droppedReason(err) } },
+        this.baseCtx({ target: this.spec.name, transport: 'stdio' }),
+      );
       return;
     }
     for (const m of messages) {

@@ -13,6 +13,8 @@ import { main as cli } from '../server/cli/main.ts';
 
 const V = '2025-11-25';
 const stdioEverything = () => ({ command: process.execPath, args: [everythingServerPath(), 'stdio'] });
+/** `depth` arrays, one inside the other. */
+const nested = (depth: number) => '['.repeat(depth) + ']'.repeat(depth);
 const initBody = { jsonrpc: '2.0', id: 1, method: 'initialize', params: { protocolVersion: V, capabilities: {}, clientInfo: { name: 't', version: '1' } } };
 
 test('front door: malformed JSON, wrong content type, oversized body, invalid UTF-8, Accept, Origin, unknown target — clear errors, all recorded', async (t) => {
@@ -22,6 +24,14 @@ test('front door: malformed JSON, wrong content type, oversized body, invalid UT
   const cases: Array<{ name: string; res: Promise<Response>; status: number; code: number; rule: string }> = [
     { name: 'malformed JSON', res: post(url, '{"jsonrpc":"2.0","id":1,"method":', { key: gw.key }), status: 400, code: -32700, rule: 'parse' },
     { name: 'not JSON-RPC', res: post(url, { hello: 'world' }, { key: gw.key }), status: 400, code: -32600, rule: 'parse' },
+    {
+      // Level 257: the message, params, arguments, then 254 arrays. It once got a 500 and no record.
+      name: 'nested too deep',
+      res: post(url, `{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"echo","arguments":{"x":${nested(254)}}}}`, { key: gw.key }),
+      status: 400,
+      code: -32600,
+      rule: 'depth',
+    },
     {
       name: 'wrong content type',
       res: post(url, JSON.stringify(initBody), { key: gw.key, headers: { 'content-type': 'text/plain' } }),
@@ -83,6 +93,9 @@ test('front door: malformed JSON, wrong content type, oversized body, invalid UT
   const { client } = await gw.connect('everything');
   const echo = await client.callTool({ name: 'echo', arguments: { message: 'alive' } });
   t.regex(JSON.stringify(echo.content), /alive/);
+  // Exactly at the nesting limit (level 256) a message goes through, and is recorded.
+  const deepest = await client.callTool({ name: 'echo', arguments: { message: 'deep', x: JSON.parse(nested(253)) } });
+  t.regex(JSON.stringify(deepest.content), /deep/);
 
   const refusals = mcpRecords(await gw.records()).filter((r) => r.event === 'mcp.refused');
   for (const c of cases) {
@@ -99,6 +112,92 @@ test('front door: malformed JSON, wrong content type, oversized body, invalid UT
   }
   const malformed = refusals.find((r) => r.outcome?.rule === 'parse' && r.detail?.sha256);
   t.truthy(malformed, 'an unparseable body is recorded by size and hash');
+  const tooDeep = refusals.find((r) => r.outcome?.rule === 'depth');
+  t.like(tooDeep?.detail, { bytes: 90 + 2 * 254 }, 'a body nested too deep is recorded by size and hash');
+  t.regex(String(tooDeep?.detail?.sha256), /^[0-9a-f]{64}$/);
+  const deepCall = mcpRecords(await gw.records()).find((r) => r.mcp?.method === 'tools/call' && JSON.stringify(r.payload?.body).includes('"deep"'));
+  t.truthy(deepCall, 'the message at the limit is recorded');
+});
+
+test('an upstream message that is not JSON-RPC, or nested too deep, is relayed as it came and recorded as text', async (t) => {
+  const deep = (id: unknown) => `{"jsonrpc":"2.0","id":${JSON.stringify(id)},"result":{"x":${nested(20_000)}}}`;
+  const upstream = createHttpServer((req, res) => {
+    // No GET stream; a DELETE ends nothing here.
+    if (req.method !== 'POST') return void res.writeHead(req.method === 'DELETE' ? 200 : 405).end();
+    let body = '';
+    req.on('data', (c) => (body += c));
+    req.on('end', () => {
+      const m = JSON.parse(body) as { id?: unknown; method: string; params?: { name?: string; protocolVersion?: string } };
+      if (m.id === undefined) return void res.writeHead(202).end();
+      if (m.method === 'initialize') {
+        const result = { protocolVersion: m.params?.protocolVersion, capabilities: { tools: {} }, serverInfo: { name: 'odd', version: '1' } };
+        res.writeHead(200, { 'content-type': 'application/json', 'mcp-session-id': 'up-1' });
+        return void res.end(JSON.stringify({ jsonrpc: '2.0', id: m.id, result }));
+      }
+      const tool = m.params?.name;
+      if (tool === 'deep-sse') {
+        res.writeHead(200, { 'content-type': 'text/event-stream' });
+        return void res.end(`event: message\ndata: ${deep(m.id)}\n\n`);
+      }
+      if (tool === 'text') return void res.writeHead(200, { 'content-type': 'text/plain' }).end('upstream says hello');
+      res.writeHead(200, { 'content-type': 'application/json' }).end(deep(m.id));
+    });
+  });
+  await new Promise<void>((r) => upstream.listen(0, '127.0.0.1', r));
+  // A stdio server that prints a too-deep line before each real answer. (Nested 20,000 deep, such
+  // messages once overflowed the stack while their records were built: the client got a 500.)
+  const child = `require('readline').createInterface({ input: process.stdin }).on('line', (l) => {
+    const m = JSON.parse(l);
+    if (m.id === undefined) return;
+    if (m.method === 'initialize') return console.log(JSON.stringify({ jsonrpc: '2.0', id: m.id, result: { protocolVersion: m.params.protocolVersion, capabilities: { tools: {} }, serverInfo: { name: 'odd', version: '1' } } }));
+    console.log('{"jsonrpc":"2.0","id":' + JSON.stringify(m.id) + ',"result":{"x":' + '['.repeat(20000) + ']'.repeat(20000) + '}}');
+    console.log(JSON.stringify({ jsonrpc: '2.0', id: m.id, result: { content: [{ type: 'text', text: 'fine' }] } }));
+  });`;
+  const gw = await startGatewayService({
+    targets: {
+      odd: { url: `http://127.0.0.1:${(upstream.address() as { port: number }).port}/mcp` },
+      'odd-stdio': { command: process.execPath, args: ['-e', child] },
+    },
+  });
+  t.teardown(async () => {
+    await gw.cleanup();
+    upstream.close();
+  });
+  const call = (id: number, name: string) => ({ jsonrpc: '2.0', id, method: 'tools/call', params: { name, arguments: {} } });
+
+  const url = gw.endpoint('odd');
+  const session = await rawInitialize(url, gw.key);
+  const o = { key: gw.key, session, version: V };
+  const json = await post(url, call(2, 'deep-json'), o);
+  t.is(json.status, 200);
+  t.is(await json.text(), deep(2));
+  const sse = await post(url, call(3, 'deep-sse'), o);
+  t.deepEqual((await readEvents(sse, () => false)).map((e) => e.data), [deep(3)]);
+  const text = await post(url, call(4, 'text'), o);
+  t.is(await text.text(), 'upstream says hello');
+
+  const stdioUrl = gw.endpoint('odd-stdio');
+  const stdioSession = await rawInitialize(stdioUrl, gw.key);
+  const answer = await post(stdioUrl, call(5, 'any'), { key: gw.key, session: stdioSession, version: V });
+  t.like(messagesOf(await readEvents(answer, (ev) => !!ev.data)), [{ id: 5, result: { content: [{ text: 'fine' }] } }]);
+
+  // The same child in the modern era (one shared process, gateway-made upstream ids).
+  const modernCall = { ...call(6, 'any'), params: { name: 'any', arguments: {}, _meta: { 'io.modelcontextprotocol/protocolVersion': '2026-07-28' } } };
+  const modern = await post(stdioUrl, modernCall, { key: gw.key, version: '2026-07-28', headers: { 'mcp-method': 'tools/call', 'mcp-name': 'any' } });
+  t.like(await modern.json(), { id: 6, result: { content: [{ text: 'fine' }] } });
+
+  const records = mcpRecords(await gw.records());
+  const asText = (body: string) => records.find((r) => r.mcp?.direction === 'upstream_to_client' && r.payload?.body === body);
+  for (const [id, body] of [[2, deep(2)], [3, deep(3)]] as const) {
+    t.like(asText(body), { mcp: { session }, detail: { not_jsonrpc: true, reason: 'JSON nested deeper than 256 levels' } }, `answer ${id}`);
+  }
+  t.like(asText('upstream says hello'), { mcp: { session }, detail: { not_jsonrpc: true } });
+  t.like(asText(deep(5)), { mcp: { session: stdioSession }, detail: { dropped: 'JSON nested deeper than 256 levels', not_jsonrpc: true } });
+  t.truthy(records.find((r) => r.mcp?.session === stdioSession && r.mcp?.kind === 'response' && r.mcp.jsonrpc_id === 5));
+  const modernDropped = records.find(
+    (r) => r.mcp?.target === 'odd-stdio' && !r.mcp.session && typeof r.payload?.body === 'string' && r.payload.body.startsWith('{"jsonrpc":"2.0","id":"'),
+  );
+  t.like(modernDropped, { mcp: { transport: 'stdio', direction: 'upstream_to_client' }, detail: { dropped: 'JSON nested deeper than 256 levels' } });
 });
 
 test('upstream refuses connections → 502; upstream hangs → 504 after the configured timeout; both recorded', async (t) => {
