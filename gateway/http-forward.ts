@@ -12,7 +12,7 @@ import { isListMethod, type PolicyGate } from './policy-gate.ts';
 import { HttpUpstream, UpstreamError, toUpstreamError, type UpstreamResponse } from './http-upstream.ts';
 import { Session } from './session.ts';
 import { PendingRequests } from './pending.ts';
-import { errorMessage, idKey, INTERNAL_ERROR, JsonRpcFormatError, parseUpstream, type Classified } from './jsonrpc.ts';
+import { errorMessage, idKey, INTERNAL_ERROR, isUnrecordableJson, parseUpstream, type Classified } from './jsonrpc.ts';
 import { sendEmpty, sendJson, sendRpcError, SseWriter } from './respond.ts';
 import { SseParser, type SseEvent } from './sse.ts';
 import type { AuditActor, AuditClient } from './audit-record.ts';
@@ -279,9 +279,9 @@ async function upstreamInputs(
   try {
     parsed = parseUpstream(text);
   } catch (err) {
-    // Relayed as it came, recorded as text: not JSON-RPC, or nested too deep to record as JSON.
+    // Relayed as it came, recorded as text: not JSON-RPC, or JSON a record cannot hold faithfully.
     const input: RecordInput = { event: 'mcp.message', direction: 'upstream_to_client', message: { raw: text }, httpStatus };
-    if (err instanceof JsonRpcFormatError && err.rule === 'depth') input.detail = { reason: err.message };
+    if (isUnrecordableJson(err)) input.detail = { reason: err.message };
     if (streamEventId !== undefined) input.streamEventId = streamEventId;
     return { inputs: [input], text };
   }

@@ -1,6 +1,7 @@
 // JSON-RPC 2.0 messages as the gateway sees them: parsed once, classified, ids kept exactly as
 // sent (1 and "1" are different ids), and each element of a batch handled on its own.
 import type { MessageKind } from './audit-record.ts';
+import { jsonTextProblem, type JsonTextProblem } from './json-text.ts';
 
 export type JsonRpcId = string | number | null;
 
@@ -25,38 +26,9 @@ export class JsonRpcFormatError extends Error {
   constructor(
     message: string,
     readonly code: number,
-    readonly rule: 'parse' | 'utf-8' | 'depth' = 'parse',
+    readonly rule: 'parse' | 'utf-8' | JsonTextProblem['rule'] = 'parse',
   ) {
     super(message);
-  }
-}
-
-/**
- * The deepest nesting of arrays and objects a message may have (the message object itself is
- * level 1). Records are canonicalised, and later checked, by recursive code: a message nested
- * thousands deep (a few kilobytes of brackets) would overflow its stack. MCP messages, JSON
- * Schemas included, stay far below this.
- */
-export const MAX_JSON_DEPTH = 256;
-
-/** Throws when `value` nests deeper than MAX_JSON_DEPTH; iterative, since the input may be deep. */
-function checkDepth(value: unknown): void {
-  if (typeof value !== 'object' || value === null) return;
-  const stack: object[] = [value];
-  const depths: number[] = [1];
-  while (stack.length > 0) {
-    const v = stack.pop()!;
-    const d = depths.pop()!;
-    if (d > MAX_JSON_DEPTH) {
-      throw new JsonRpcFormatError(`JSON nested deeper than ${MAX_JSON_DEPTH} levels`, INVALID_REQUEST, 'depth');
-    }
-    const children: unknown[] = Array.isArray(v) ? v : Object.values(v);
-    for (const c of children) {
-      if (typeof c === 'object' && c !== null) {
-        stack.push(c);
-        depths.push(d + 1);
-      }
-    }
   }
 }
 
@@ -151,7 +123,7 @@ export function parseBody(bytes: Uint8Array): ParsedBody {
   } catch (err) {
     throw new JsonRpcFormatError(`malformed JSON: ${(err as Error).message}`, PARSE_ERROR);
   }
-  checkDepth(value);
+  checkText(text);
   if (Array.isArray(value)) {
     if (value.length === 0) throw new JsonRpcFormatError('empty batch', INVALID_REQUEST);
     return { batch: true, messages: value.map(classify) };
@@ -167,14 +139,25 @@ export function parseUpstream(text: string): ParsedBody {
   } catch (err) {
     throw new JsonRpcFormatError(`malformed JSON from upstream: ${(err as Error).message}`, PARSE_ERROR);
   }
-  checkDepth(value);
+  checkText(text);
   if (Array.isArray(value)) return { batch: true, messages: value.map(classify) };
   return { batch: false, messages: [classify(value)] };
 }
 
-/** Why an upstream line is recorded as text and not relayed: not JSON-RPC, or nested too deep. */
+/** Refuses JSON that parsed but that a record cannot hold faithfully (json-text.ts). */
+function checkText(text: string): void {
+  const problem = jsonTextProblem(text);
+  if (problem) throw new JsonRpcFormatError(problem.message, INVALID_REQUEST, problem.rule);
+}
+
+/** True for JSON that parsed but is recorded as text instead: ambiguous, out of range or too deep. */
+export function isUnrecordableJson(err: unknown): err is JsonRpcFormatError {
+  return err instanceof JsonRpcFormatError && (err.rule === 'depth' || err.rule === 'duplicate-key' || err.rule === 'number');
+}
+
+/** Why an upstream line is recorded as text and not relayed. */
 export function droppedReason(err: unknown): string {
-  return err instanceof JsonRpcFormatError && err.rule === 'depth' ? err.message : 'not JSON-RPC';
+  return isUnrecordableJson(err) ? err.message : 'not JSON-RPC';
 }
 
 /** A key for maps of ids: keeps 1 and "1" apart. */

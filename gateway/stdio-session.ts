@@ -355,7 +355,7 @@ export class StdioSession extends Session {
     try {
       messages = parseUpstream(line).messages;
     } catch (err) {
-      // Not JSON-RPC (a stray print to stdout), or nested too deep to record: recorded as text, not relayed.
+      // Not JSON-RPC (a stray print to stdout), or JSON a record cannot hold faithfully: recorded as text, not relayed.
       await this.deps.auditor.appendPersistent(
         { event: 'mcp.message', direction: 'upstream_to_client', message: { raw: line }, detail: { dropped: droppedReason(err) } },
         this.recordContext(),

@@ -17,7 +17,7 @@ const stdioEverything = () => ({ command: process.execPath, args: [everythingSer
 const nested = (depth: number) => '['.repeat(depth) + ']'.repeat(depth);
 const initBody = { jsonrpc: '2.0', id: 1, method: 'initialize', params: { protocolVersion: V, capabilities: {}, clientInfo: { name: 't', version: '1' } } };
 
-test('front door: malformed JSON, wrong content type, oversized body, invalid UTF-8, Accept, Origin, unknown target — clear errors, all recorded', async (t) => {
+test('front door: malformed, ambiguous or too deep JSON, wrong content type, oversized body, invalid UTF-8, Accept, Origin, unknown target — clear errors, all recorded', async (t) => {
   const gw = await startGatewayService({ targets: { everything: stdioEverything() }, gateway: { max_body_bytes: 2048 } });
   t.teardown(() => gw.cleanup());
   const url = gw.endpoint('everything');
@@ -31,6 +31,22 @@ test('front door: malformed JSON, wrong content type, oversized body, invalid UT
       status: 400,
       code: -32600,
       rule: 'depth',
+    },
+    {
+      // JSON.parse keeps the last "name", other parsers the first: policy and record would see
+      // one tool and the upstream might run another.
+      name: 'duplicate member name',
+      res: post(url, '{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"get-env","name":"echo","arguments":{}}}', { key: gw.key }),
+      status: 400,
+      code: -32600,
+      rule: 'duplicate-key',
+    },
+    {
+      name: 'number out of range',
+      res: post(url, '{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"echo","arguments":{"n":1e400}}}', { key: gw.key }),
+      status: 400,
+      code: -32600,
+      rule: 'number',
     },
     {
       name: 'wrong content type',
@@ -119,7 +135,8 @@ test('front door: malformed JSON, wrong content type, oversized body, invalid UT
   t.truthy(deepCall, 'the message at the limit is recorded');
 });
 
-test('an upstream message that is not JSON-RPC, or nested too deep, is relayed as it came and recorded as text', async (t) => {
+test('an upstream message that is not JSON-RPC, nested too deep or ambiguous, is relayed as it came and recorded as text', async (t) => {
+  const dup = (id: unknown) => `{"jsonrpc":"2.0","id":${JSON.stringify(id)},"result":{"content":[]},"result":{"isError":true}}`;
   const deep = (id: unknown) => `{"jsonrpc":"2.0","id":${JSON.stringify(id)},"result":{"x":${nested(20_000)}}}`;
   const upstream = createHttpServer((req, res) => {
     // No GET stream; a DELETE ends nothing here.
@@ -140,6 +157,7 @@ test('an upstream message that is not JSON-RPC, or nested too deep, is relayed a
         return void res.end(`event: message\ndata: ${deep(m.id)}\n\n`);
       }
       if (tool === 'text') return void res.writeHead(200, { 'content-type': 'text/plain' }).end('upstream says hello');
+      if (tool === 'dup') return void res.writeHead(200, { 'content-type': 'application/json' }).end(dup(m.id));
       res.writeHead(200, { 'content-type': 'application/json' }).end(deep(m.id));
     });
   });
@@ -175,6 +193,8 @@ test('an upstream message that is not JSON-RPC, or nested too deep, is relayed a
   t.deepEqual((await readEvents(sse, () => false)).map((e) => e.data), [deep(3)]);
   const text = await post(url, call(4, 'text'), o);
   t.is(await text.text(), 'upstream says hello');
+  const ambiguous = await post(url, call(7, 'dup'), o);
+  t.is(await ambiguous.text(), dup(7));
 
   const stdioUrl = gw.endpoint('odd-stdio');
   const stdioSession = await rawInitialize(stdioUrl, gw.key);
@@ -192,6 +212,7 @@ test('an upstream message that is not JSON-RPC, or nested too deep, is relayed a
     t.like(asText(body), { mcp: { session }, detail: { not_jsonrpc: true, reason: 'JSON nested deeper than 256 levels' } }, `answer ${id}`);
   }
   t.like(asText('upstream says hello'), { mcp: { session }, detail: { not_jsonrpc: true } });
+  t.like(asText(dup(7)), { mcp: { session }, detail: { not_jsonrpc: true, reason: 'duplicate member name "result"' } });
   t.like(asText(deep(5)), { mcp: { session: stdioSession }, detail: { dropped: 'JSON nested deeper than 256 levels', not_jsonrpc: true } });
   t.truthy(records.find((r) => r.mcp?.session === stdioSession && r.mcp?.kind === 'response' && r.mcp.jsonrpc_id === 5));
   const modernDropped = records.find(
