@@ -88,7 +88,11 @@ export interface AuditRecord {
   payload?: AuditPayload;
   /** Outcome for refusals and decisions: why, and which rule or check. */
   outcome?: { decision: 'allow' | 'deny' | 'error'; reason?: string; rule?: string; policy_hash?: string };
-  /** Event-specific details (process pid/exit code, config diff hashes, report hashes…). */
+  /**
+   * Event-specific details (process pid/exit code, config diff hashes, report hashes…). For a
+   * message holding an integer beyond 2^53, `exact_text` is the text it came in: `payload` holds
+   * the parsed message, in which such an integer is rounded.
+   */
   detail?: Record<string, unknown>;
 }
 

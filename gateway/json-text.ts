@@ -36,8 +36,25 @@ function stringEnd(text: string, start: number): number {
   }
 }
 
+export interface JsonTextScan {
+  problem?: JsonTextProblem;
+  /**
+   * The first integer a double cannot hold exactly (beyond 2^53, e.g. 12345678901234567890):
+   * allowed — I-JSON only warns against it — but the parsed message, and so its canonical form,
+   * holds a rounded value, so the record keeps the exact text as well.
+   */
+  inexactInteger?: string;
+}
+
 /** The first problem in `text` (valid JSON), or undefined. */
 export function jsonTextProblem(text: string): JsonTextProblem | undefined {
+  return scanJsonText(text).problem;
+}
+
+/** Problems and inexact integers in `text` (valid JSON). */
+export function scanJsonText(text: string): JsonTextScan {
+  let inexactInteger: string | undefined;
+  const found = (problem: JsonTextProblem): JsonTextScan => (inexactInteger ? { problem, inexactInteger } : { problem });
   // One entry per open container: the member names seen so far for objects, null for arrays.
   const open: Array<Set<string> | null> = [];
   let expectKey = false;
@@ -51,13 +68,13 @@ export function jsonTextProblem(text: string): JsonTextProblem | undefined {
         // Escapes spell the same name differently ("a" and "\u0061"): compare decoded names.
         const name = raw.includes('\\') ? (JSON.parse(text.slice(i, end + 1)) as string) : raw;
         const names = open[open.length - 1]!;
-        if (names.has(name)) return { rule: 'duplicate-key', message: `duplicate member name ${JSON.stringify(name)}` };
+        if (names.has(name)) return found({ rule: 'duplicate-key', message: `duplicate member name ${JSON.stringify(name)}` });
         names.add(name);
         expectKey = false;
       }
       i = end;
     } else if (c === OPEN_OBJECT || c === OPEN_ARRAY) {
-      if (open.length >= MAX_JSON_DEPTH) return { rule: 'depth', message: `JSON nested deeper than ${MAX_JSON_DEPTH} levels` };
+      if (open.length >= MAX_JSON_DEPTH) return found({ rule: 'depth', message: `JSON nested deeper than ${MAX_JSON_DEPTH} levels` });
       const isObject = c === OPEN_OBJECT;
       open.push(isObject ? new Set() : null);
       expectKey = isObject;
@@ -69,17 +86,23 @@ export function jsonTextProblem(text: string): JsonTextProblem | undefined {
     } else if (c === MINUS || (c >= 0x30 && c <= 0x39)) {
       let end = i + 1;
       let exponent = false;
+      let fraction = false;
       for (; end < n; end++) {
         const d = text.charCodeAt(end);
         if (d === 0x65 || d === 0x45) exponent = true;
-        else if (!((d >= 0x30 && d <= 0x39) || d === 0x2e || d === 0x2b || d === MINUS)) break;
+        else if (d === 0x2e) fraction = true;
+        else if (!((d >= 0x30 && d <= 0x39) || d === 0x2b || d === MINUS)) break;
       }
       // Only an exponent or more than 308 digits can leave the range of a double.
       if ((exponent || end - i > 308) && !Number.isFinite(Number(text.slice(i, end)))) {
-        return { rule: 'number', message: `number ${text.slice(i, Math.min(end, i + 40))} is out of range` };
+        return found({ rule: 'number', message: `number ${text.slice(i, Math.min(end, i + 40))} is out of range` });
+      }
+      // 2^53 has 16 digits: shorter integers are always exact.
+      if (!exponent && !fraction && end - i > 15 && inexactInteger === undefined && !Number.isSafeInteger(Number(text.slice(i, end)))) {
+        inexactInteger = text.slice(i, end);
       }
       i = end - 1;
     }
   }
-  return undefined;
+  return inexactInteger ? { inexactInteger } : {};
 }

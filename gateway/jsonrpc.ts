@@ -1,7 +1,7 @@
 // JSON-RPC 2.0 messages as the gateway sees them: parsed once, classified, ids kept exactly as
 // sent (1 and "1" are different ids), and each element of a batch handled on its own.
 import type { MessageKind } from './audit-record.ts';
-import { jsonTextProblem, type JsonTextProblem } from './json-text.ts';
+import { scanJsonText, type JsonTextProblem } from './json-text.ts';
 
 export type JsonRpcId = string | number | null;
 
@@ -15,6 +15,11 @@ export interface Classified {
   name?: string;
   /** `params._meta.progressToken` of a request, used to route progress notifications back. */
   progressToken?: string | number;
+  /**
+   * The text the message came in (the whole body, for a batch), when it holds an integer that
+   * `message` can only hold rounded: its record keeps this text too (detail.exact_text).
+   */
+  exactText?: string;
 }
 
 /**
@@ -123,12 +128,12 @@ export function parseBody(bytes: Uint8Array): ParsedBody {
   } catch (err) {
     throw new JsonRpcFormatError(`malformed JSON: ${(err as Error).message}`, PARSE_ERROR);
   }
-  checkText(text);
+  const exact = checkText(text);
   if (Array.isArray(value)) {
     if (value.length === 0) throw new JsonRpcFormatError('empty batch', INVALID_REQUEST);
-    return { batch: true, messages: value.map(classify) };
+    return { batch: true, messages: value.map((v) => classifyText(v, exact)) };
   }
-  return { batch: false, messages: [classify(value)] };
+  return { batch: false, messages: [classifyText(value, exact)] };
 }
 
 /** Parses one line or SSE data field from an upstream (one message or a batch). */
@@ -139,15 +144,25 @@ export function parseUpstream(text: string): ParsedBody {
   } catch (err) {
     throw new JsonRpcFormatError(`malformed JSON from upstream: ${(err as Error).message}`, PARSE_ERROR);
   }
-  checkText(text);
-  if (Array.isArray(value)) return { batch: true, messages: value.map(classify) };
-  return { batch: false, messages: [classify(value)] };
+  const exact = checkText(text);
+  if (Array.isArray(value)) return { batch: true, messages: value.map((v) => classifyText(v, exact)) };
+  return { batch: false, messages: [classifyText(value, exact)] };
 }
 
-/** Refuses JSON that parsed but that a record cannot hold faithfully (json-text.ts). */
-function checkText(text: string): void {
-  const problem = jsonTextProblem(text);
-  if (problem) throw new JsonRpcFormatError(problem.message, INVALID_REQUEST, problem.rule);
+/**
+ * Refuses JSON that parsed but that a record cannot hold faithfully (json-text.ts); returns the
+ * text when the record must keep it besides the parsed message.
+ */
+function checkText(text: string): string | undefined {
+  const scan = scanJsonText(text);
+  if (scan.problem) throw new JsonRpcFormatError(scan.problem.message, INVALID_REQUEST, scan.problem.rule);
+  return scan.inexactInteger === undefined ? undefined : text;
+}
+
+function classifyText(value: unknown, exactText: string | undefined): Classified {
+  const c = classify(value);
+  if (exactText !== undefined) c.exactText = exactText;
+  return c;
 }
 
 /** True for JSON that parsed but is recorded as text instead: ambiguous, out of range or too deep. */
@@ -158,6 +173,17 @@ export function isUnrecordableJson(err: unknown): err is JsonRpcFormatError {
 /** Why an upstream line is recorded as text and not relayed. */
 export function droppedReason(err: unknown): string {
   return isUnrecordableJson(err) ? err.message : 'not JSON-RPC';
+}
+
+/**
+ * The line a stdio upstream gets for one message: the text it came in when that text is needed
+ * to keep an integer beyond 2^53 exact (its line breaks, JSON whitespace only, made spaces), else
+ * the parsed message serialised. A batch element's text is the whole batch: serialised.
+ */
+export function stdioLine(m: Classified): string {
+  const text = m.exactText;
+  if (text !== undefined && text.trimStart().startsWith('{')) return text.replace(/[\r\n]/g, ' ');
+  return JSON.stringify(m.message);
 }
 
 /** A key for maps of ids: keeps 1 and "1" apart. */

@@ -142,6 +142,9 @@ export function createRecordBuilder(opts: RecordBuilderOptions): RecordBuilder {
           name: msg.name,
         });
         if (input.detail) rec.detail = input.detail;
+        // An integer beyond 2^53 is rounded in the parsed message: keep what was actually sent —
+        // unless masking changed the body, since the text would carry the unmasked values.
+        if (msg.exactText !== undefined && !rec.payload.masked) rec.detail = { ...rec.detail, exact_text: msg.exactText };
       }
       if (input.batchIndex !== undefined) mcp.batch_index = input.batchIndex;
       if (input.httpStatus !== undefined) mcp.http_status = input.httpStatus;
@@ -167,6 +170,7 @@ export function createRecordBuilder(opts: RecordBuilderOptions): RecordBuilder {
         rec.payload = payloadOf(body, { target: ctx.target, direction: 'client_to_upstream', method: first.method, name: first.name });
       }
       if (input.detail) rec.detail = input.detail;
+      if (first?.exactText !== undefined && !rec.payload?.masked) rec.detail = { ...rec.detail, exact_text: first.exactText };
       return rec;
     }
 

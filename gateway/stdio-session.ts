@@ -13,7 +13,7 @@ import type { AuditActor, AuditClient, AuditRecord } from './audit-record.ts';
 import { Session } from './session.ts';
 import { StdioProcess, type StdioShutdown } from './stdio-process.ts';
 import { PendingRequests } from './pending.ts';
-import { droppedReason, errorMessage, idKey, INTERNAL_ERROR, parseUpstream, type Classified, type JsonRpcId } from './jsonrpc.ts';
+import { droppedReason, errorMessage, idKey, INTERNAL_ERROR, parseUpstream, stdioLine, type Classified, type JsonRpcId } from './jsonrpc.ts';
 import { sendEmpty, SseWriter } from './respond.ts';
 import { formatSseEvent } from './sse.ts';
 import { UPSTREAM_TIMEOUT } from './http-forward.ts';
@@ -311,7 +311,7 @@ export class StdioSession extends Session {
 
   private async writeAll(messages: Classified[]): Promise<void> {
     // One message per line: a 2025-03-26 batch is split, since stdio servers read single messages.
-    for (const m of messages) await this.proc.send(JSON.stringify(m.message));
+    for (const m of messages) await this.proc.send(stdioLine(m));
   }
 
   /** Processes the child's output in order: record (retrying while the store is down), then route. */

@@ -8,7 +8,7 @@ import type { Auditor } from './auditor.ts';
 import type { GatewayLogger } from './logger.ts';
 import type { RecordContext, RecordInput } from './record.ts';
 import { StdioProcess, type StdioShutdown } from './stdio-process.ts';
-import { droppedReason, errorMessage, INTERNAL_ERROR, METHOD_NOT_FOUND, parseUpstream, type Classified, type JsonRpcId } from './jsonrpc.ts';
+import { droppedReason, errorMessage, INTERNAL_ERROR, METHOD_NOT_FOUND, parseUpstream, stdioLine, type Classified, type JsonRpcId } from './jsonrpc.ts';
 import { sendEmpty, sendJson, SseWriter } from './respond.ts';
 import { UPSTREAM_TIMEOUT, AUDIT_UNAVAILABLE_MESSAGE } from './http-forward.ts';
 import { AuditUnavailableError } from './auditor.ts';
@@ -75,7 +75,7 @@ export class StatelessStdio {
   async post(m: Classified, ctx: RecordContext, res: ServerResponse): Promise<void> {
     const proc = await this.ensure(ctx);
     if (m.kind !== 'request') {
-      await proc.send(JSON.stringify(m.message));
+      await proc.send(stdioLine(m));
       sendEmpty(res, 202);
       return;
     }

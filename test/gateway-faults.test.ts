@@ -135,8 +135,10 @@ test('front door: malformed, ambiguous or too deep JSON, wrong content type, ove
   t.truthy(deepCall, 'the message at the limit is recorded');
 });
 
-test('an upstream message that is not JSON-RPC, nested too deep or ambiguous, is relayed as it came and recorded as text', async (t) => {
+test('an upstream message that is not JSON-RPC, nested too deep or ambiguous, is relayed as it came and recorded as text; integers beyond 2^53 are kept exactly', async (t) => {
   const dup = (id: unknown) => `{"jsonrpc":"2.0","id":${JSON.stringify(id)},"result":{"content":[]},"result":{"isError":true}}`;
+  // Answers with an integer beyond 2^53 and the request's bytes as the upstream got them.
+  const big = (id: unknown, received: string) => `{"jsonrpc":"2.0","id":${JSON.stringify(id)},"result":{"n":98765432109876543210,"received":${JSON.stringify(received)}}}`;
   const deep = (id: unknown) => `{"jsonrpc":"2.0","id":${JSON.stringify(id)},"result":{"x":${nested(20_000)}}}`;
   const upstream = createHttpServer((req, res) => {
     // No GET stream; a DELETE ends nothing here.
@@ -158,6 +160,7 @@ test('an upstream message that is not JSON-RPC, nested too deep or ambiguous, is
       }
       if (tool === 'text') return void res.writeHead(200, { 'content-type': 'text/plain' }).end('upstream says hello');
       if (tool === 'dup') return void res.writeHead(200, { 'content-type': 'application/json' }).end(dup(m.id));
+      if (tool === 'big') return void res.writeHead(200, { 'content-type': 'application/json' }).end(big(m.id, body));
       res.writeHead(200, { 'content-type': 'application/json' }).end(deep(m.id));
     });
   });
@@ -168,6 +171,7 @@ test('an upstream message that is not JSON-RPC, nested too deep or ambiguous, is
     const m = JSON.parse(l);
     if (m.id === undefined) return;
     if (m.method === 'initialize') return console.log(JSON.stringify({ jsonrpc: '2.0', id: m.id, result: { protocolVersion: m.params.protocolVersion, capabilities: { tools: {} }, serverInfo: { name: 'odd', version: '1' } } }));
+    if (m.params.name === 'big') return console.log(JSON.stringify({ jsonrpc: '2.0', id: m.id, result: { received: l } }));
     console.log('{"jsonrpc":"2.0","id":' + JSON.stringify(m.id) + ',"result":{"x":' + '['.repeat(20000) + ']'.repeat(20000) + '}}');
     console.log(JSON.stringify({ jsonrpc: '2.0', id: m.id, result: { content: [{ type: 'text', text: 'fine' }] } }));
   });`;
@@ -195,11 +199,19 @@ test('an upstream message that is not JSON-RPC, nested too deep or ambiguous, is
   t.is(await text.text(), 'upstream says hello');
   const ambiguous = await post(url, call(7, 'dup'), o);
   t.is(await ambiguous.text(), dup(7));
+  // Integers beyond 2^53 pass both ways exactly; their records keep the exact text too.
+  const bigRequest = '{"jsonrpc":"2.0","id":8,"method":"tools/call","params":{"name":"big","arguments":{"order":12345678901234567891}}}';
+  const bigAnswer = await post(url, bigRequest, o);
+  t.is(await bigAnswer.text(), big(8, bigRequest));
 
   const stdioUrl = gw.endpoint('odd-stdio');
   const stdioSession = await rawInitialize(stdioUrl, gw.key);
   const answer = await post(stdioUrl, call(5, 'any'), { key: gw.key, session: stdioSession, version: V });
   t.like(messagesOf(await readEvents(answer, (ev) => !!ev.data)), [{ id: 5, result: { content: [{ text: 'fine' }] } }]);
+  // The child gets a big integer as sent, too (the line breaks of the body made spaces).
+  const bigLine = '{"jsonrpc":"2.0","id":9,\n"method":"tools/call","params":{"name":"big","arguments":{"order":12345678901234567891}}}';
+  const bigStdio = await post(stdioUrl, bigLine, { key: gw.key, session: stdioSession, version: V });
+  t.like(messagesOf(await readEvents(bigStdio, (ev) => !!ev.data)), [{ id: 9, result: { received: bigLine.replace('\n', ' ') } }]);
 
   // The same child in the modern era (one shared process, gateway-made upstream ids).
   const modernCall = { ...call(6, 'any'), params: { name: 'any', arguments: {}, _meta: { 'io.modelcontextprotocol/protocolVersion': '2026-07-28' } } };
@@ -213,6 +225,16 @@ test('an upstream message that is not JSON-RPC, nested too deep or ambiguous, is
   }
   t.like(asText('upstream says hello'), { mcp: { session }, detail: { not_jsonrpc: true } });
   t.like(asText(dup(7)), { mcp: { session }, detail: { not_jsonrpc: true, reason: 'duplicate member name "result"' } });
+  const bigRecords = records.filter((r) => r.mcp?.jsonrpc_id === 8);
+  t.deepEqual(
+    bigRecords.map((r) => [r.mcp?.direction, r.detail?.exact_text]),
+    [
+      ['client_to_upstream', bigRequest],
+      ['upstream_to_client', big(8, bigRequest)],
+    ],
+  );
+  // The parsed payload holds the rounded value, which is why the exact text is kept.
+  t.is((bigRecords[0]?.payload?.body as { params: { arguments: { order: number } } }).params.arguments.order, Number("12345678901234567891"));
   t.like(asText(deep(5)), { mcp: { session: stdioSession }, detail: { dropped: 'JSON nested deeper than 256 levels', not_jsonrpc: true } });
   t.truthy(records.find((r) => r.mcp?.session === stdioSession && r.mcp?.kind === 'response' && r.mcp.jsonrpc_id === 5));
   const modernDropped = records.find(

@@ -1,7 +1,9 @@
 // jsonTextProblem: duplicate member names, numbers out of a double's range and nesting too deep
 // in text that JSON.parse accepts — what a record could not hold as the one meaning of a message.
 import test from 'ava';
-import { jsonTextProblem, MAX_JSON_DEPTH } from '../gateway/json-text.ts';
+import { jsonTextProblem, MAX_JSON_DEPTH, scanJsonText } from '../gateway/json-text.ts';
+import { parseBody } from '../gateway/jsonrpc.ts';
+import { createRecordBuilder } from '../gateway/record.ts';
 
 const rule = (text: string) => {
   JSON.parse(text); // every case is valid JSON
@@ -63,4 +65,23 @@ test('whatever JSON.stringify makes (no duplicates possible) passes, in any layo
     const text = JSON.stringify({ ...(typeof v === 'object' && v && !Array.isArray(v) ? v : {}), dup: v });
     t.is(jsonTextProblem(`${text.slice(0, -1)},"dup":0}`)?.rule, 'duplicate-key');
   }
+});
+
+test('integers a double cannot hold exactly are found, and their records keep the text', (t) => {
+  t.is(scanJsonText('{"id":12345678901234567890}').inexactInteger, '12345678901234567890');
+  t.is(scanJsonText('[-9007199254740993, 1]').inexactInteger, '-9007199254740993');
+  t.deepEqual(scanJsonText('[9007199254740991, -9007199254740991, 1.2345678901234567890, 1e20, "12345678901234567890"]'), {});
+  t.is(scanJsonText('{"a":12345678901234567890,"a":1}').problem?.rule, 'duplicate-key', 'a problem still refuses');
+
+  const text = '{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"t","arguments":{"n":12345678901234567891}}}';
+  const [m] = parseBody(Buffer.from(text)).messages;
+  t.is(m!.exactText, text);
+  const ctx = { target: 'x', transport: 'http' as const };
+  const plain = createRecordBuilder({ instance: 'i', version: '0' });
+  t.is(plain({ event: 'mcp.message', direction: 'client_to_upstream', message: m! }, ctx).detail?.exact_text, text);
+  // Masking: the raw text would carry the unmasked value, so it is not kept.
+  const masking = createRecordBuilder({ instance: 'i', version: '0', mask: () => ({ body: { masked: true }, masked: ['/params'] }) });
+  t.is(masking({ event: 'mcp.message', direction: 'client_to_upstream', message: m! }, ctx).detail, undefined);
+  const [small] = parseBody(Buffer.from('{"jsonrpc":"2.0","id":1,"method":"ping"}')).messages;
+  t.is(small!.exactText, undefined);
 });
