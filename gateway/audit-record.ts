@@ -98,25 +98,30 @@ export interface AuditRecord {
 
 // The process's audit clock. Date.now() has only milliseconds, and filling the last three digits
 // from an unrelated counter made records of the same millisecond go backwards about once per
-// millisecond (a response could carry an earlier time than its request). The clock is the wall
-// clock read once a second, advanced in between by the monotonic clock, which counts real
-// microseconds; it never goes backwards within the process by less than a second — a resync to a
-// slightly earlier wall time holds the clock instead — while a larger step of the system clock is
-// followed, so a corrected clock shows in the records.
-const RESYNC_MS = 1_000;
+// millisecond (a response could carry an earlier time than its request). The clock is the
+// monotonic clock, which counts real microseconds, plus an offset to wall time: at first the
+// process's time origin (wall time at start, sub-millisecond), then checked against the wall
+// clock once a second and moved only when it has left the millisecond Date.now() reports (NTP
+// slewed or stepped the clock), so the sub-millisecond digits stay real between checks. It never
+// goes backwards within the process by less than a second — such a correction holds the clock
+// instead — while a larger step of the system clock is followed, so it shows in the records.
+const CHECK_MS = 1_000;
 const MAX_HOLD_US = 1_000_000;
-let anchorWallMs = Date.now();
-let anchorMono = performance.now();
+let offsetMs = performance.timeOrigin;
+let checkedAt = -Infinity;
 let lastUs = 0;
 
 /** Microseconds since the epoch, on the audit clock. */
 export function auditClockMicros(): number {
-  let mono = performance.now();
-  if (mono - anchorMono >= RESYNC_MS) {
-    anchorWallMs = Date.now();
-    anchorMono = mono = performance.now();
+  const mono = performance.now();
+  if (mono - checkedAt >= CHECK_MS) {
+    checkedAt = mono;
+    const wall = Date.now();
+    const estimate = mono + offsetMs;
+    // Date.now() is the wall time truncated to the millisecond: a right clock lies in [wall, wall + 1).
+    if (estimate < wall || estimate >= wall + 1) offsetMs = wall + 0.5 - mono;
   }
-  let us = Math.floor((anchorWallMs + (mono - anchorMono)) * 1000);
+  let us = Math.floor((mono + offsetMs) * 1000);
   if (us < lastUs && lastUs - us < MAX_HOLD_US) us = lastUs;
   lastUs = us;
   return us;

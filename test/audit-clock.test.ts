@@ -53,6 +53,17 @@ test('the clock measures elapsed time in microseconds and stays on the wall cloc
   t.true(Math.abs(micros(auditTimestamp()) - Date.now() * 1000) < 5_000);
 });
 
+test('the check against the wall clock (once a second) keeps the sub-millisecond digits real', (t) => {
+  // A clock re-anchored to Date.now(), which has whole milliseconds, stamps ".xxx000" right after
+  // each check. Four checks: a real clock ends in 000 about once in a thousand stamps.
+  const after: string[] = [];
+  for (let i = 0; i < 4; i++) {
+    spin(1_050);
+    after.push(auditTimestamp().slice(23, 26));
+  }
+  t.true(after.filter((d) => d === '000').length <= 1, after.join(' '));
+});
+
 test('a given instant formats exactly, with the given sub-millisecond digits', (t) => {
   const at = new Date('2026-11-25T17:18:24.123Z');
   t.is(auditTimestamp(at), '2026-11-25T17:18:24.123000Z');
