@@ -90,9 +90,11 @@ test('session cookie attributes: HttpOnly, SameSite=Lax, Path=/, not readable', 
 test('an auditor reads audit data; the read is recorded before it is served', async (t) => {
   const a = await app(t);
   const { browser } = await signIn(a, 'eve');
-  const page = await browser.request(`${a.url}${AUDIT_DATA_PATH}?start=0&end=5`);
+  // A credential a client appends to the query must not reach the append-only log.
+  const page = await browser.request(`${a.url}${AUDIT_DATA_PATH}?start=0&end=5&access_token=tok-123&api_key=k-456`);
   t.is(page.status, 200);
   const rec = last(await a.records(), (r) => r.event === 'audit.read');
+  t.false(JSON.stringify(rec).includes('tok-123') || JSON.stringify(rec).includes('k-456'));
   t.like(rec, {
     event: 'audit.read',
     actor: { subject: 'eve', auth_method: 'session', issuer: a.idp.issuer, roles: ['auditor'] },
@@ -101,7 +103,7 @@ test('an auditor reads audit data; the read is recorded before it is served', as
       what: 'test audit data',
       method: 'GET',
       path: AUDIT_DATA_PATH,
-      query: { start: '0', end: '5' },
+      query: { start: '0', end: '5', access_token: '[redacted]', api_key: '[redacted]' },
     },
   });
 });

@@ -102,6 +102,18 @@ function routeAudit(request: Hapi.Request): RouteAudit | undefined {
   return request.route.settings.plugins?.auditgate;
 }
 
+/** Query parameters whose names suggest a credential: their values never reach the log. */
+const SECRET_PARAM = /token|secret|passw|key|auth|sig|cookie|credential|session/i;
+
+/**
+ * The query as an audit.read record keeps it. No route takes a credential in the query, but a
+ * client may still append one (?access_token=…); the log is append-only, so it must not land there.
+ */
+export function recordedQuery(query: Record<string, unknown>): Record<string, unknown> {
+  // fromEntries defines properties, so even a parameter named __proto__ stays a plain member.
+  return Object.fromEntries(Object.entries(query).map(([name, value]) => [name, SECRET_PARAM.test(name) ? '[redacted]' : value]));
+}
+
 function clientOf(request: Hapi.Request): AuditRecord['client'] {
   const c: NonNullable<AuditRecord['client']> = {};
   if (request.info.remoteAddress) c.address = request.info.remoteAddress;
@@ -315,7 +327,7 @@ export const identityPlugin: Hapi.Plugin<IdentityPluginOptions> = {
           what: audit.what ?? request.route.path,
           method: request.method.toUpperCase(),
           path: request.path,
-          query: { ...request.query },
+          query: recordedQuery(request.query),
         },
       }).catch((err) => {
         throw Boom.serverUnavailable(
