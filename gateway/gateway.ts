@@ -7,7 +7,7 @@ import type { Readable } from 'node:stream';
 import type { AuditActor } from './audit-record.ts';
 import { Auditor, AuditUnavailableError } from './auditor.ts';
 import { createRecordBuilder, sha256Hex, type RecordContext, type RecordInput } from './record.ts';
-import { DEFAULTS, type GatewayOptions, type HttpTargetSpec, type ResolvedOptions, type StdioTargetSpec, type TargetSpec } from './options.ts';
+import { DEFAULT_MAX_SESSIONS, DEFAULTS, type GatewayOptions, type HttpTargetSpec, type ResolvedOptions, type StdioTargetSpec, type TargetSpec } from './options.ts';
 import { silentLogger, type GatewayLogger } from './logger.ts';
 import {
   checkContentType,
@@ -49,6 +49,8 @@ export class Gateway {
   private readonly httpUpstreams = new Map<string, HttpUpstream>();
   private readonly stateless = new Map<string, StatelessStdio>();
   private readonly sessions: SessionRegistry;
+  /** Per target: initializations under way whose session is not in the registry yet (HTTP). */
+  private readonly opening = new Map<string, number>();
   private readonly origins: OriginPolicy;
   private readonly httpDeps: HttpDeps;
   private readonly stdioDeps: StdioDeps;
@@ -389,6 +391,17 @@ export class Gateway {
     parsed: ParsedBody,
     decisions: Map<Classified, Decision>,
   ): Promise<void> {
+    const limit = target.maxSessions ?? DEFAULT_MAX_SESSIONS[target.kind];
+    const open = this.sessions.countFor(target.name) + (this.opening.get(target.name) ?? 0);
+    if (open >= limit) {
+      throw new Refusal(
+        503,
+        TRANSPORT_ERROR,
+        `Service Unavailable: target ${target.name} has ${limit} sessions open, its limit; end one (DELETE) or retry later`,
+        'sessions',
+        { messages: parsed.messages, headers: { 'retry-after': '5' }, detail: { open, limit } },
+      );
+    }
     const id = mintSessionId();
     const actor = ctx.actor!;
     ctx.session = id;
@@ -406,6 +419,26 @@ export class Gateway {
       return;
     }
     const upstream = this.httpUpstreams.get(target.name)!;
+    this.opening.set(target.name, (this.opening.get(target.name) ?? 0) + 1);
+    try {
+      await this.initializeHttp(target, ctx, req, res, raw, parsed, decisions, id, actor, upstream);
+    } finally {
+      this.opening.set(target.name, this.opening.get(target.name)! - 1);
+    }
+  }
+
+  private async initializeHttp(
+    target: HttpTargetSpec,
+    ctx: RecordContext,
+    req: IncomingMessage,
+    res: ServerResponse,
+    raw: Buffer,
+    parsed: ParsedBody,
+    decisions: Map<Classified, Decision>,
+    id: string,
+    actor: AuditActor,
+    upstream: HttpUpstream,
+  ): Promise<void> {
     await this.auditor.append(this.messageInputs(parsed, undefined, decisions), ctx);
     await forwardPost(this.httpDeps, {
       upstream,

@@ -9,7 +9,14 @@ interface TargetCommon {
   name: string;
   /** How long to wait for an upstream answer (HTTP response headers, a POST stream going idle, a stdio response). */
   timeoutMs: number;
+  /**
+   * Legacy sessions open at once (default DEFAULT_MAX_SESSIONS): each stdio session is a process on
+   * this host, so without a bound one credential could start them until the host runs out.
+   */
+  maxSessions?: number;
 }
+
+export const DEFAULT_MAX_SESSIONS = { stdio: 64, http: 4_096 } as const;
 
 export interface HttpTargetSpec extends TargetCommon {
   kind: 'http';

@@ -85,6 +85,13 @@ export class SessionRegistry {
     return this.sessions.size;
   }
 
+  /** Live sessions of one target. */
+  countFor(target: string): number {
+    let n = 0;
+    for (const s of this.sessions.values()) if (!s.ended && s.target.name === target) n++;
+    return n;
+  }
+
   async sweep(now = Date.now()): Promise<void> {
     for (const s of [...this.sessions.values()]) {
       if (s.ended) {

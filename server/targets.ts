@@ -67,6 +67,7 @@ const httpTarget = z
     url: z.string(),
     headers: z.record(z.string(), valueSpec).default({}),
     timeout: duration.optional(),
+    max_sessions: z.number().int().min(1).max(1_000_000).optional(),
   })
   .strict();
 
@@ -77,6 +78,7 @@ const stdioTarget = z
     env: z.record(z.string(), valueSpec).default({}),
     cwd: z.string().optional(),
     timeout: duration.optional(),
+    max_sessions: z.number().int().min(1).max(100_000).optional(),
   })
   .strict();
 
@@ -211,6 +213,7 @@ export function parseGatewayConfig(
         url: u.toString(),
         headers,
         timeoutMs: p.data.timeout !== undefined ? parseDuration(p.data.timeout, `${key}.timeout`) : defaultTimeout,
+        ...(p.data.max_sessions !== undefined ? { maxSessions: p.data.max_sessions } : {}),
       });
     } else {
       const p = stdioTarget.safeParse(r);
@@ -228,6 +231,7 @@ export function parseGatewayConfig(
         env: childEnv,
         ...(p.data.cwd ? { cwd: resolve(cfg.path ? resolve(cfg.path, '..') : process.cwd(), p.data.cwd) } : {}),
         timeoutMs: p.data.timeout !== undefined ? parseDuration(p.data.timeout, `${key}.timeout`) : defaultTimeout,
+        ...(p.data.max_sessions !== undefined ? { maxSessions: p.data.max_sessions } : {}),
       });
     }
   }

@@ -243,6 +243,44 @@ test('an upstream message that is not JSON-RPC, nested too deep or ambiguous, is
   t.like(modernDropped, { mcp: { transport: 'stdio', direction: 'upstream_to_client' }, detail: { dropped: 'JSON nested deeper than 256 levels' } });
 });
 
+test('the session limit of a target: initialize beyond it gets 503 with Retry-After, recorded; a DELETE frees a place', async (t) => {
+  const http = await startEverythingHttp();
+  const gw = await startGatewayService({
+    targets: { everything: { ...stdioEverything(), max_sessions: 2 }, remote: { url: http.url, max_sessions: 1 } },
+  });
+  t.teardown(async () => {
+    await gw.cleanup();
+    await http.stop();
+  });
+  const url = gw.endpoint('everything');
+  const [a] = await Promise.all([rawInitialize(url, gw.key), rawInitialize(url, gw.key)]);
+  const refused = await post(url, initBody, { key: gw.key });
+  t.is(refused.status, 503);
+  t.is(refused.headers.get('retry-after'), '5');
+  const body = (await refused.json()) as { id: number; error: { code: number; message: string } };
+  t.like(body, { id: 1, error: { code: -32000 } });
+  t.regex(body.error.message, /everything has 2 sessions open, its limit/);
+  const del = await fetch(url, { method: 'DELETE', headers: { authorization: `Bearer ${gw.key}`, 'mcp-session-id': a!, 'mcp-protocol-version': V } });
+  t.is(del.status, 200);
+  const again = await rawInitialize(url, gw.key);
+  t.truthy(again, 'a place was freed');
+
+  // Over HTTP too, counting initializations still waiting for the upstream.
+  const remote = gw.endpoint('remote');
+  const [first, second] = await Promise.all([post(remote, initBody, { key: gw.key }), post(remote, initBody, { key: gw.key })]);
+  t.deepEqual([first.status, second.status].sort(), [200, 503]);
+  await Promise.all([first.text(), second.text()]);
+
+  const refusals = mcpRecords(await gw.records()).filter((r) => r.event === 'mcp.refused' && r.outcome?.rule === 'sessions');
+  t.deepEqual(
+    refusals.map((r) => [r.mcp?.target, r.mcp?.http_status, r.mcp?.method, r.detail]),
+    [
+      ['everything', 503, 'initialize', { open: 2, limit: 2 }],
+      ['remote', 503, 'initialize', { open: 1, limit: 1 }],
+    ],
+  );
+});
+
 test('upstream refuses connections → 502; upstream hangs → 504 after the configured timeout; both recorded', async (t) => {
   const closedPort = await freePort();
   const sockets = new Set<Socket>();

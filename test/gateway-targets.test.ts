@@ -35,6 +35,7 @@ test('YAML file: an HTTP target with a credential header from the environment an
       '    args: [server.js, --root, /srv]',
       '    env: { ROOT: /srv, API_TOKEN: { env: FILES_TOKEN } }',
       '    cwd: tools',
+      '    max_sessions: 8',
     ].join('\n'),
   );
   const s = parseGatewayConfig(readConfigDocument({ configFile: file }), { GH_TOKEN: 'ghp_x', FILES_TOKEN: 'ft' });
@@ -48,7 +49,7 @@ test('YAML file: an HTTP target with a credential header from the environment an
     headers: { authorization: 'Bearer ghp_x', 'x-tenant': 'acme' },
     timeoutMs: 5_000,
   });
-  t.like(s.targets[1], { name: 'files', kind: 'stdio', command: 'node', args: ['server.js', '--root', '/srv'], env: { ROOT: '/srv', API_TOKEN: 'ft' }, timeoutMs: 20_000, cwd: join(dir, 'tools') });
+  t.like(s.targets[1], { name: 'files', kind: 'stdio', command: 'node', args: ['server.js', '--root', '/srv'], env: { ROOT: '/srv', API_TOKEN: 'ft' }, timeoutMs: 20_000, cwd: join(dir, 'tools'), maxSessions: 8 });
 });
 
 test('no file: the demo target spawns the installed reference server over stdio', (t) => {
@@ -71,6 +72,7 @@ test('precise errors name the key', (t) => {
     [{ targets: { gh: { command: 'node', args: 'server.js' } } }, /^targets\.gh\.args: /],
     [{ targets: { gh: { command: 'node', colour: 'red' } } }, /^targets\.gh: .*colour/i],
     [{ targets: { gh: { url: 'https://x', timeout: 'soon' } } }, /^targets\.gh\.timeout: expected a duration/],
+    [{ targets: { gh: { command: 'node', max_sessions: 0 } } }, /^targets\.gh\.max_sessions: /],
     [{ targets: {} }, /^targets: at least one target is required/],
     [{ gateway: { max_body_bytes: 10 }, targets: { a: { url: 'https://x' } } }, /^gateway\.max_body_bytes: /],
     [{ gateway: { allowed_origins: ['https://app.example.com/path'] }, targets: { a: { url: 'https://x' } } }, /^gateway\.allowed_origins\.0: /],
