@@ -49,7 +49,7 @@ export class Gateway {
   private readonly httpUpstreams = new Map<string, HttpUpstream>();
   private readonly stateless = new Map<string, StatelessStdio>();
   private readonly sessions: SessionRegistry;
-  /** Per target: initializations under way whose session is not in the registry yet (HTTP). */
+  /** Per target, and per target and owner: initializations whose session is not in the registry yet (HTTP). */
   private readonly opening = new Map<string, number>();
   private readonly origins: OriginPolicy;
   private readonly httpDeps: HttpDeps;
@@ -391,8 +391,23 @@ export class Gateway {
     parsed: ParsedBody,
     decisions: Map<Classified, Decision>,
   ): Promise<void> {
+    const actor = ctx.actor!;
+    const owner = principalKey(actor);
+    const ownerKey = `${target.name}\n${owner}`;
+    const counts = this.sessions.countFor(target.name, owner);
+    const open = counts.all + (this.opening.get(target.name) ?? 0);
+    const mine = counts.owner + (this.opening.get(ownerKey) ?? 0);
     const limit = target.maxSessions ?? DEFAULT_MAX_SESSIONS[target.kind];
-    const open = this.sessions.countFor(target.name) + (this.opening.get(target.name) ?? 0);
+    const perIdentity = target.maxSessionsPerIdentity ?? limit;
+    if (mine >= perIdentity && perIdentity < limit) {
+      throw new Refusal(
+        429,
+        TRANSPORT_ERROR,
+        `Too Many Requests: you have ${perIdentity} sessions open on target ${target.name}, the limit per identity; end one (DELETE) or retry later`,
+        'sessions',
+        { messages: parsed.messages, headers: { 'retry-after': '5' }, detail: { open: mine, limit: perIdentity, per: 'identity' } },
+      );
+    }
     if (open >= limit) {
       throw new Refusal(
         503,
@@ -403,10 +418,9 @@ export class Gateway {
       );
     }
     const id = mintSessionId();
-    const actor = ctx.actor!;
     ctx.session = id;
     if (target.kind === 'stdio') {
-      const session = new StdioSession(id, target, principalKey(actor), actor, ctx.client ?? {}, this.stdioDeps);
+      const session = new StdioSession(id, target, owner, actor, ctx.client ?? {}, this.stdioDeps);
       this.sessions.add(session);
       try {
         await session.start();
@@ -419,11 +433,15 @@ export class Gateway {
       return;
     }
     const upstream = this.httpUpstreams.get(target.name)!;
-    this.opening.set(target.name, (this.opening.get(target.name) ?? 0) + 1);
+    for (const k of [target.name, ownerKey]) this.opening.set(k, (this.opening.get(k) ?? 0) + 1);
     try {
       await this.initializeHttp(target, ctx, req, res, raw, parsed, decisions, id, actor, upstream);
     } finally {
-      this.opening.set(target.name, this.opening.get(target.name)! - 1);
+      for (const k of [target.name, ownerKey]) {
+        const n = this.opening.get(k)! - 1;
+        if (n === 0) this.opening.delete(k);
+        else this.opening.set(k, n);
+      }
     }
   }
 

@@ -14,6 +14,8 @@ interface TargetCommon {
    * this host, so without a bound one credential could start them until the host runs out.
    */
   maxSessions?: number;
+  /** Of those, how many one identity may hold (default: all), so that one cannot crowd out the others. */
+  maxSessionsPerIdentity?: number;
 }
 
 export const DEFAULT_MAX_SESSIONS = { stdio: 64, http: 4_096 } as const;

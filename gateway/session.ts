@@ -85,11 +85,16 @@ export class SessionRegistry {
     return this.sessions.size;
   }
 
-  /** Live sessions of one target. */
-  countFor(target: string): number {
-    let n = 0;
-    for (const s of this.sessions.values()) if (!s.ended && s.target.name === target) n++;
-    return n;
+  /** Live sessions of one target: all of them, and those of one owner (a principalKey). */
+  countFor(target: string, owner: string): { all: number; owner: number } {
+    let all = 0;
+    let mine = 0;
+    for (const s of this.sessions.values()) {
+      if (s.ended || s.target.name !== target) continue;
+      all++;
+      if (s.owner === owner) mine++;
+    }
+    return { all, owner: mine };
   }
 
   async sweep(now = Date.now()): Promise<void> {

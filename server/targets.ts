@@ -68,6 +68,7 @@ const httpTarget = z
     headers: z.record(z.string(), valueSpec).default({}),
     timeout: duration.optional(),
     max_sessions: z.number().int().min(1).max(1_000_000).optional(),
+    max_sessions_per_identity: z.number().int().min(1).max(1_000_000).optional(),
   })
   .strict();
 
@@ -79,6 +80,7 @@ const stdioTarget = z
     cwd: z.string().optional(),
     timeout: duration.optional(),
     max_sessions: z.number().int().min(1).max(100_000).optional(),
+    max_sessions_per_identity: z.number().int().min(1).max(100_000).optional(),
   })
   .strict();
 
@@ -214,6 +216,7 @@ export function parseGatewayConfig(
         headers,
         timeoutMs: p.data.timeout !== undefined ? parseDuration(p.data.timeout, `${key}.timeout`) : defaultTimeout,
         ...(p.data.max_sessions !== undefined ? { maxSessions: p.data.max_sessions } : {}),
+        ...(p.data.max_sessions_per_identity !== undefined ? { maxSessionsPerIdentity: p.data.max_sessions_per_identity } : {}),
       });
     } else {
       const p = stdioTarget.safeParse(r);
@@ -232,6 +235,7 @@ export function parseGatewayConfig(
         ...(p.data.cwd ? { cwd: resolve(cfg.path ? resolve(cfg.path, '..') : process.cwd(), p.data.cwd) } : {}),
         timeoutMs: p.data.timeout !== undefined ? parseDuration(p.data.timeout, `${key}.timeout`) : defaultTimeout,
         ...(p.data.max_sessions !== undefined ? { maxSessions: p.data.max_sessions } : {}),
+        ...(p.data.max_sessions_per_identity !== undefined ? { maxSessionsPerIdentity: p.data.max_sessions_per_identity } : {}),
       });
     }
   }

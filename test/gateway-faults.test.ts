@@ -243,10 +243,14 @@ test('an upstream message that is not JSON-RPC, nested too deep or ambiguous, is
   t.like(modernDropped, { mcp: { transport: 'stdio', direction: 'upstream_to_client' }, detail: { dropped: 'JSON nested deeper than 256 levels' } });
 });
 
-test('the session limit of a target: initialize beyond it gets 503 with Retry-After, recorded; a DELETE frees a place', async (t) => {
+test('session limits of a target, overall (503) and per identity (429): refused with Retry-After, recorded; a DELETE frees a place', async (t) => {
   const http = await startEverythingHttp();
   const gw = await startGatewayService({
-    targets: { everything: { ...stdioEverything(), max_sessions: 2 }, remote: { url: http.url, max_sessions: 1 } },
+    targets: {
+      everything: { ...stdioEverything(), max_sessions: 2 },
+      remote: { url: http.url, max_sessions: 1 },
+      shared: { url: http.url, max_sessions: 3, max_sessions_per_identity: 1 },
+    },
   });
   t.teardown(async () => {
     await gw.cleanup();
@@ -271,12 +275,22 @@ test('the session limit of a target: initialize beyond it gets 503 with Retry-Af
   t.deepEqual([first.status, second.status].sort(), [200, 503]);
   await Promise.all([first.text(), second.text()]);
 
+  // One identity cannot take all the places: another one still gets its own.
+  const shared = gw.endpoint('shared');
+  await rawInitialize(shared, gw.key);
+  const crowding = await post(shared, initBody, { key: gw.key });
+  t.is(crowding.status, 429);
+  t.regex(((await crowding.json()) as { error: { message: string } }).error.message, /you have 1 sessions open on target shared, the limit per identity/);
+  const other = await gw.newKey('agent-b');
+  t.truthy(await rawInitialize(shared, other.key));
+
   const refusals = mcpRecords(await gw.records()).filter((r) => r.event === 'mcp.refused' && r.outcome?.rule === 'sessions');
   t.deepEqual(
     refusals.map((r) => [r.mcp?.target, r.mcp?.http_status, r.mcp?.method, r.detail]),
     [
       ['everything', 503, 'initialize', { open: 2, limit: 2 }],
       ['remote', 503, 'initialize', { open: 1, limit: 1 }],
+      ['shared', 429, 'initialize', { open: 1, limit: 1, per: 'identity' }],
     ],
   );
 });

@@ -36,6 +36,7 @@ test('YAML file: an HTTP target with a credential header from the environment an
       '    env: { ROOT: /srv, API_TOKEN: { env: FILES_TOKEN } }',
       '    cwd: tools',
       '    max_sessions: 8',
+      '    max_sessions_per_identity: 2',
     ].join('\n'),
   );
   const s = parseGatewayConfig(readConfigDocument({ configFile: file }), { GH_TOKEN: 'ghp_x', FILES_TOKEN: 'ft' });
@@ -49,7 +50,7 @@ test('YAML file: an HTTP target with a credential header from the environment an
     headers: { authorization: 'Bearer ghp_x', 'x-tenant': 'acme' },
     timeoutMs: 5_000,
   });
-  t.like(s.targets[1], { name: 'files', kind: 'stdio', command: 'node', args: ['server.js', '--root', '/srv'], env: { ROOT: '/srv', API_TOKEN: 'ft' }, timeoutMs: 20_000, cwd: join(dir, 'tools'), maxSessions: 8 });
+  t.like(s.targets[1], { name: 'files', kind: 'stdio', command: 'node', args: ['server.js', '--root', '/srv'], env: { ROOT: '/srv', API_TOKEN: 'ft' }, timeoutMs: 20_000, cwd: join(dir, 'tools'), maxSessions: 8, maxSessionsPerIdentity: 2 });
 });
 
 test('no file: the demo target spawns the installed reference server over stdio', (t) => {
