@@ -64,6 +64,28 @@ test('the check against the wall clock (once a second) keeps the sub-millisecond
   t.true(after.filter((d) => d === '000').length <= 1, after.join(' '));
 });
 
+test('a step of the system clock is followed; a step back of less than a second holds the clock', (t) => {
+  const realNow = Date.now;
+  const near = (us: number, ms: number) => Math.abs(us - ms * 1000) < 5_000;
+  try {
+    // Stepped forward 10 s: followed at the next check (once a second).
+    Date.now = () => realNow() + 10_000;
+    spin(1_050);
+    const ahead = micros(auditTimestamp());
+    t.true(near(ahead, realNow() + 10_000), 'follows a step forward');
+    // Back by 2 s, 1.05 s later: the clock would go back 0.95 s, so it holds instead.
+    Date.now = () => realNow() + 8_000;
+    spin(1_050);
+    t.is(micros(auditTimestamp()), ahead, 'holds');
+    // Back by 8 s more: a real correction of the system clock, followed.
+    Date.now = realNow;
+    spin(1_050);
+    t.true(near(micros(auditTimestamp()), realNow()), 'follows a step back of more than a second');
+  } finally {
+    Date.now = realNow;
+  }
+});
+
 test('a given instant formats exactly, with the given sub-millisecond digits', (t) => {
   const at = new Date('2026-11-25T17:18:24.123Z');
   t.is(auditTimestamp(at), '2026-11-25T17:18:24.123000Z');
