@@ -168,10 +168,15 @@ export async function startIdentityService(opts: {
       },
     } satisfies IdentityService;
   };
-  try {
-    return await run();
-  } catch (err) {
-    for (const c of cleanups) await c().catch(() => {});
-    throw err;
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await run();
+    } catch (err) {
+      for (const c of cleanups.splice(0)) await c().catch(() => {});
+      // The port was free when chosen, but something (another test process, an outgoing
+      // connection's local port) took it before the service listened: choose again.
+      if ((err as NodeJS.ErrnoException).code === 'EADDRINUSE' && attempt < 3) continue;
+      throw err;
+    }
   }
 }
