@@ -60,18 +60,41 @@ test('Prometheus scrapes /metrics with a monitor key and sees what the log recor
   });
   t.is(refused.status, 401);
 
-  const port = await freePort();
-  const prom = spawn(
-    'prometheus',
-    [
-      `--config.file=${join(dir, 'prometheus.yml')}`,
-      `--storage.tsdb.path=${join(dir, 'data')}`,
-      `--web.listen-address=127.0.0.1:${port}`,
-    ],
-    { stdio: ['ignore', 'ignore', 'pipe'] },
-  );
   let stderr = '';
-  prom.stderr!.setEncoding('utf8').on('data', (d: string) => (stderr = (stderr + d).slice(-4000)));
+  // Prometheus takes a port it is given: one free when chosen may be taken before it listens
+  // (another test process), so a start that fails to bind is tried again on another.
+  const startPrometheus = async (): Promise<{ port: number; prom: ReturnType<typeof spawn> }> => {
+    for (let attempt = 1; ; attempt++) {
+      const port = await freePort();
+      const prom = spawn(
+        'prometheus',
+        [
+          `--config.file=${join(dir, 'prometheus.yml')}`,
+          `--storage.tsdb.path=${join(dir, 'data')}`,
+          `--web.listen-address=127.0.0.1:${port}`,
+        ],
+        { stdio: ['ignore', 'ignore', 'pipe'] },
+      );
+      stderr = '';
+      prom.stderr!.setEncoding('utf8').on('data', (d: string) => (stderr = (stderr + d).slice(-4000)));
+      const started = await new Promise<boolean>((resolve) => {
+        const done = (ok: boolean) => {
+          clearInterval(poll);
+          clearTimeout(limit);
+          if (!ok) prom.kill('SIGKILL');
+          resolve(ok);
+        };
+        const poll = setInterval(() => {
+          if (/ready to receive web requests/i.test(stderr)) done(true);
+        }, 50);
+        const limit = setTimeout(() => done(false), 30_000);
+        prom.once('exit', () => done(false));
+      });
+      if (started) return { port, prom };
+      if (attempt >= 3 || !/address already in use/i.test(stderr)) throw new Error(`prometheus did not start: ${stderr.slice(-500)}`);
+    }
+  };
+  const { port, prom } = await startPrometheus();
   t.teardown(() => {
     prom.kill('SIGKILL');
   });
