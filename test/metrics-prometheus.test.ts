@@ -14,7 +14,7 @@ const RULES_DIR = new URL('../docs/prometheus/', import.meta.url).pathname;
 
 test('the shipped alerting rules are valid and pass their unit tests (promtool)', async (t) => {
   const check = await run('promtool', ['check', 'rules', join(RULES_DIR, 'auditgate-alerts.yml')]);
-  t.regex(check.stdout, /SUCCESS: 7 rules found/);
+  t.regex(check.stdout, /SUCCESS: 8 rules found/);
   const unit = await run('promtool', ['test', 'rules', join(RULES_DIR, 'auditgate-alerts.test.yml')]);
   t.regex(unit.stdout, /SUCCESS/);
 });
@@ -139,6 +139,6 @@ test('Prometheus scrapes /metrics with a monitor key and sees what the log recor
   // The rules loaded, and nothing fires on a healthy gateway.
   const rules = (await api('/api/v1/rules')).data.groups as Array<{ name: string; rules: Array<{ name: string; state: string }> }>;
   t.deepEqual(rules.map((g) => g.name), ['auditgate']);
-  t.is(rules[0]!.rules.length, 7);
+  t.is(rules[0]!.rules.length, 8);
   t.deepEqual(rules[0]!.rules.filter((r) => r.state !== 'inactive').map((r) => r.name), []);
 });
