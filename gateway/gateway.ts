@@ -435,7 +435,29 @@ export class Gateway {
     const upstream = this.httpUpstreams.get(target.name)!;
     for (const k of [target.name, ownerKey]) this.opening.set(k, (this.opening.get(k) ?? 0) + 1);
     try {
-      await this.initializeHttp(target, ctx, req, res, raw, parsed, decisions, id, actor, upstream);
+      await this.auditor.append(this.messageInputs(parsed, undefined, decisions), ctx);
+      await forwardPost(this.httpDeps, {
+        upstream,
+        target,
+        headers: req.headers,
+        res,
+        ctx,
+        messages: parsed.messages,
+        raw,
+        pending: new PendingRequests(),
+        modern: false,
+        onInitialized: async (resp) => {
+          if (resp.status < 200 || resp.status >= 300) return undefined;
+          const up = resp.headers['mcp-session-id'];
+          const upstreamId = typeof up === 'string' ? up : undefined;
+          const session = new HttpSession(id, target, owner, actor, ctx.client ?? {}, upstreamId, upstream, this.httpDeps);
+          const detail: Record<string, unknown> = { transport: 'http' };
+          if (upstreamId) detail.upstream_session_sha256 = upstreamSessionDigest(upstreamId);
+          await this.auditor.append({ event: 'mcp.session.open', detail }, session.recordContext());
+          this.sessions.add(session);
+          return session;
+        },
+      });
     } finally {
       for (const k of [target.name, ownerKey]) {
         const n = this.opening.get(k)! - 1;
@@ -443,43 +465,6 @@ export class Gateway {
         else this.opening.set(k, n);
       }
     }
-  }
-
-  private async initializeHttp(
-    target: HttpTargetSpec,
-    ctx: RecordContext,
-    req: IncomingMessage,
-    res: ServerResponse,
-    raw: Buffer,
-    parsed: ParsedBody,
-    decisions: Map<Classified, Decision>,
-    id: string,
-    actor: AuditActor,
-    upstream: HttpUpstream,
-  ): Promise<void> {
-    await this.auditor.append(this.messageInputs(parsed, undefined, decisions), ctx);
-    await forwardPost(this.httpDeps, {
-      upstream,
-      target,
-      headers: req.headers,
-      res,
-      ctx,
-      messages: parsed.messages,
-      raw,
-      pending: new PendingRequests(),
-      modern: false,
-      onInitialized: async (resp) => {
-        if (resp.status < 200 || resp.status >= 300) return undefined;
-        const up = resp.headers['mcp-session-id'];
-        const upstreamId = typeof up === 'string' ? up : undefined;
-        const session = new HttpSession(id, target, principalKey(actor), actor, ctx.client ?? {}, upstreamId, upstream, this.httpDeps);
-        const detail: Record<string, unknown> = { transport: 'http' };
-        if (upstreamId) detail.upstream_session_sha256 = upstreamSessionDigest(upstreamId);
-        await this.auditor.append({ event: 'mcp.session.open', detail }, session.recordContext());
-        this.sessions.add(session);
-        return session;
-      },
-    });
   }
 
   private async get(target: TargetSpec, ctx: RecordContext, req: IncomingMessage, res: ServerResponse): Promise<void> {
