@@ -298,17 +298,7 @@ export class Gateway {
       if (!decisions) return;
       await this.auditor.append(this.messageInputs(parsed, undefined, decisions), ctx);
       if (target.kind === 'http') {
-        await forwardPost(this.httpDeps, {
-          upstream: this.httpUpstreams.get(target.name)!,
-          target,
-          headers: req.headers,
-          res,
-          ctx,
-          messages: parsed.messages,
-          raw,
-          pending: new PendingRequests(),
-          modern: true,
-        });
+        await forwardPost(this.httpDeps, { ...this.httpPost(target, req, res, ctx, parsed, raw), pending: new PendingRequests(), modern: true });
       } else {
         await this.statelessFor(target).post(parsed.messages[0]!, ctx, res);
       }
@@ -346,14 +336,8 @@ export class Gateway {
     if (session instanceof HttpSession) {
       await this.auditor.append(this.messageInputs(parsed, (m) => session.serverPending.answered(m), decisions), ctx);
       await forwardPost(this.httpDeps, {
-        upstream: this.httpUpstreams.get(target.name)!,
-        target: target as HttpTargetSpec,
-        headers: req.headers,
-        res,
-        ctx,
+        ...this.httpPost(target as HttpTargetSpec, req, res, ctx, parsed, raw),
         session,
-        messages: parsed.messages,
-        raw,
         pending: session.pending,
         modern: false,
       });
@@ -432,25 +416,19 @@ export class Gateway {
       await session.post(parsed.messages, res, undefined, actor);
       return;
     }
-    const upstream = this.httpUpstreams.get(target.name)!;
+    const post = this.httpPost(target, req, res, ctx, parsed, raw);
     for (const k of [target.name, ownerKey]) this.opening.set(k, (this.opening.get(k) ?? 0) + 1);
     try {
       await this.auditor.append(this.messageInputs(parsed, undefined, decisions), ctx);
       await forwardPost(this.httpDeps, {
-        upstream,
-        target,
-        headers: req.headers,
-        res,
-        ctx,
-        messages: parsed.messages,
-        raw,
+        ...post,
         pending: new PendingRequests(),
         modern: false,
         onInitialized: async (resp) => {
           if (resp.status < 200 || resp.status >= 300) return undefined;
           const up = resp.headers['mcp-session-id'];
           const upstreamId = typeof up === 'string' ? up : undefined;
-          const session = new HttpSession(id, target, owner, actor, ctx.client ?? {}, upstreamId, upstream, this.httpDeps);
+          const session = new HttpSession(id, target, owner, actor, ctx.client ?? {}, upstreamId, post.upstream, this.httpDeps);
           const detail: Record<string, unknown> = { transport: 'http' };
           if (upstreamId) detail.upstream_session_sha256 = upstreamSessionDigest(upstreamId);
           await this.auditor.append({ event: 'mcp.session.open', detail }, session.recordContext());
@@ -465,6 +443,11 @@ export class Gateway {
         else this.opening.set(k, n);
       }
     }
+  }
+
+  /** What every POST forwarded to an HTTP upstream carries, whatever the era or session. */
+  private httpPost(target: HttpTargetSpec, req: IncomingMessage, res: ServerResponse, ctx: RecordContext, parsed: ParsedBody, raw: Buffer) {
+    return { upstream: this.httpUpstreams.get(target.name)!, target, headers: req.headers, res, ctx, messages: parsed.messages, raw };
   }
 
   private async get(target: TargetSpec, ctx: RecordContext, req: IncomingMessage, res: ServerResponse): Promise<void> {

@@ -7,12 +7,12 @@ import type { Auditor } from './auditor.ts';
 import { AuditUnavailableError } from './auditor.ts';
 import type { GatewayLogger } from './logger.ts';
 import type { RecordContext, RecordInput } from './record.ts';
-import { canonicalSha256, sha256Hex } from './record.ts';
+import { canonicalSha256, sha256Hex, upstreamTextInput } from './record.ts';
 import { isListMethod, type PolicyGate } from './policy-gate.ts';
 import { HttpUpstream, UpstreamError, toUpstreamError, type UpstreamResponse } from './http-upstream.ts';
 import { Session } from './session.ts';
 import { PendingRequests } from './pending.ts';
-import { errorMessage, idKey, INTERNAL_ERROR, isUnrecordableJson, parseUpstream, type Classified } from './jsonrpc.ts';
+import { errorMessage, idKey, INTERNAL_ERROR, parseUpstream, type Classified } from './jsonrpc.ts';
 import { sendEmpty, sendJson, sendRpcError, SseWriter } from './respond.ts';
 import { SseParser, type SseEvent } from './sse.ts';
 import type { AuditActor, AuditClient } from './audit-record.ts';
@@ -279,9 +279,8 @@ async function upstreamInputs(
   try {
     parsed = parseUpstream(text);
   } catch (err) {
-    // Relayed as it came, recorded as text: not JSON-RPC, or JSON a record cannot hold faithfully.
-    const input: RecordInput = { event: 'mcp.message', direction: 'upstream_to_client', message: { raw: text }, httpStatus };
-    if (isUnrecordableJson(err)) input.detail = { reason: err.message };
+    const input = upstreamTextInput(text, err, true);
+    input.httpStatus = httpStatus;
     if (streamEventId !== undefined) input.streamEventId = streamEventId;
     return { inputs: [input], text };
   }

@@ -46,11 +46,6 @@ export interface JsonTextScan {
   inexactInteger?: string;
 }
 
-/** The first problem in `text` (valid JSON), or undefined. */
-export function jsonTextProblem(text: string): JsonTextProblem | undefined {
-  return scanJsonText(text).problem;
-}
-
 /** Problems and inexact integers in `text` (valid JSON). */
 export function scanJsonText(text: string): JsonTextScan {
   let inexactInteger: string | undefined;

@@ -170,11 +170,6 @@ export function isUnrecordableJson(err: unknown): err is JsonRpcFormatError {
   return err instanceof JsonRpcFormatError && (err.rule === 'depth' || err.rule === 'duplicate-key' || err.rule === 'number');
 }
 
-/** Why an upstream line is recorded as text and not relayed. */
-export function droppedReason(err: unknown): string {
-  return isUnrecordableJson(err) ? err.message : 'not JSON-RPC';
-}
-
 /**
  * The line a stdio upstream gets for one message: the text it came in when that text is needed
  * to keep an integer beyond 2^53 exact (its line breaks, JSON whitespace only, made spaces), else

@@ -12,7 +12,7 @@ import {
   type Direction,
   type AuditEventType,
 } from './audit-record.ts';
-import type { Classified, JsonRpcId } from './jsonrpc.ts';
+import { isUnrecordableJson, type Classified, type JsonRpcId } from './jsonrpc.ts';
 
 export interface MaskContext {
   target: string;
@@ -81,6 +81,19 @@ export function sha256Hex(data: string | Uint8Array): string {
 /** SHA-256 of the RFC 8785 canonical JSON of a value (what payload.sha256 commits to). */
 export function canonicalSha256(value: unknown): string {
   return sha256Hex(canonicalJson(value));
+}
+
+/**
+ * The record of upstream text that did not parse as a JSON-RPC message a record can hold (not
+ * JSON-RPC at all, or JSON that json-text.ts refuses): kept as text, with why. An HTTP body is
+ * relayed as it came; a stdio line is not relayed (`dropped`).
+ */
+export function upstreamTextInput(text: string, err: unknown, relayed: boolean): Extract<RecordInput, { event: 'mcp.message' }> {
+  const input: Extract<RecordInput, { event: 'mcp.message' }> = { event: 'mcp.message', direction: 'upstream_to_client', message: { raw: text } };
+  const why = isUnrecordableJson(err) ? err.message : undefined;
+  if (!relayed) input.detail = { dropped: why ?? 'not JSON-RPC' };
+  else if (why) input.detail = { reason: why };
+  return input;
 }
 
 export type RecordBuilder = (input: RecordInput, ctx: RecordContext) => AuditRecord;

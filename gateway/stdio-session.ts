@@ -13,12 +13,12 @@ import type { AuditActor, AuditClient, AuditRecord } from './audit-record.ts';
 import { Session } from './session.ts';
 import { StdioProcess, type StdioShutdown } from './stdio-process.ts';
 import { PendingRequests } from './pending.ts';
-import { droppedReason, errorMessage, idKey, INTERNAL_ERROR, parseUpstream, stdioLine, type Classified, type JsonRpcId } from './jsonrpc.ts';
+import { errorMessage, idKey, INTERNAL_ERROR, parseUpstream, stdioLine, type Classified, type JsonRpcId } from './jsonrpc.ts';
 import { sendEmpty, SseWriter } from './respond.ts';
 import { formatSseEvent } from './sse.ts';
 import { UPSTREAM_TIMEOUT } from './http-forward.ts';
 import { isListMethod, type PolicyGate } from './policy-gate.ts';
-import { canonicalSha256 } from './record.ts';
+import { canonicalSha256, upstreamTextInput } from './record.ts';
 
 export interface StdioDeps {
   auditor: Auditor;
@@ -355,11 +355,8 @@ export class StdioSession extends Session {
     try {
       messages = parseUpstream(line).messages;
     } catch (err) {
-      // Not JSON-RPC (a stray print to stdout), or JSON a record cannot hold faithfully: recorded as text, not relayed.
-      await this.deps.auditor.appendPersistent(
-        { event: 'mcp.message', direction: 'upstream_to_client', message: { raw: line }, detail: { dropped: droppedReason(err) } },
-        this.recordContext(),
-      );
+      // A stray print to stdout, or JSON a record cannot hold: recorded as text, not relayed.
+      await this.deps.auditor.appendPersistent(upstreamTextInput(line, err, false), this.recordContext());
       return;
     }
     for (const m of messages) await this.route(m, line, messages.length === 1);

@@ -8,12 +8,12 @@ import type { Auditor } from './auditor.ts';
 import type { GatewayLogger } from './logger.ts';
 import type { RecordContext, RecordInput } from './record.ts';
 import { StdioProcess, type StdioShutdown } from './stdio-process.ts';
-import { droppedReason, errorMessage, INTERNAL_ERROR, METHOD_NOT_FOUND, parseUpstream, stdioLine, type Classified, type JsonRpcId } from './jsonrpc.ts';
+import { errorMessage, INTERNAL_ERROR, METHOD_NOT_FOUND, parseUpstream, stdioLine, type Classified, type JsonRpcId } from './jsonrpc.ts';
 import { sendEmpty, sendJson, SseWriter } from './respond.ts';
 import { UPSTREAM_TIMEOUT, AUDIT_UNAVAILABLE_MESSAGE } from './http-forward.ts';
 import { AuditUnavailableError } from './auditor.ts';
 import { isListMethod, type PolicyGate } from './policy-gate.ts';
-import { canonicalSha256 } from './record.ts';
+import { canonicalSha256, upstreamTextInput } from './record.ts';
 
 interface Waiting {
   clientId: JsonRpcId;
@@ -160,11 +160,8 @@ export class StatelessStdio {
     try {
       messages = parseUpstream(line).messages;
     } catch (err) {
-      // Not JSON-RPC (a stray print to stdout), or JSON a record cannot hold faithfully: recorded as text, not relayed.
-      await this.deps.auditor.appendPersistent(
-        { event: 'mcp.message', direction: 'upstream_to_client', message: { raw: line }, detail: { dropped: droppedReason(err) } },
-        this.baseCtx({ target: this.spec.name, transport: 'stdio' }),
-      );
+      // A stray print to stdout, or JSON a record cannot hold: recorded as text, not relayed.
+      await this.deps.auditor.appendPersistent(upstreamTextInput(line, err, false), this.baseCtx({ target: this.spec.name, transport: 'stdio' }));
       return;
     }
     for (const m of messages) {

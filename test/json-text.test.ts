@@ -1,7 +1,9 @@
-// jsonTextProblem: duplicate member names, numbers out of a double's range and nesting too deep
+// scanJsonText: duplicate member names, numbers out of a double's range and nesting too deep
 // in text that JSON.parse accepts — what a record could not hold as the one meaning of a message.
 import test from 'ava';
-import { jsonTextProblem, MAX_JSON_DEPTH, scanJsonText } from '../gateway/json-text.ts';
+import { MAX_JSON_DEPTH, scanJsonText } from '../gateway/json-text.ts';
+
+const jsonTextProblem = (text: string) => scanJsonText(text).problem;
 import { parseBody } from '../gateway/jsonrpc.ts';
 import { createRecordBuilder } from '../gateway/record.ts';
 
